@@ -1,0 +1,110 @@
+"""The `<Event>` line, byte for byte as Sysmon for Linux writes it, and our escaping rule.
+
+Audit values are untrusted bytes (argv, paths), so every value goes through one mapping that
+guarantees well-formed XML 1.0 on a single line whatever the input:
+
+* value level (shared with JSON, so every format carries the same text): characters XML 1.0
+  cannot hold at all -- C0 controls other than TAB/LF/CR, U+FFFE/U+FFFF, surrogates -- become
+  `\\xNN` (lower-case hex) of their bytes. An undecodable input byte arrives as a surrogate
+  escape (U+DC80-U+DCFF) and is written as that byte, any other surrogate as its 3 bytes.
+* XML level: `&` `<` `>` `"` become entities (as libxml2-era Sysmon wrote them); TAB, LF, CR
+  and the Unicode line breaks NEL, LS, PS become character references, so the parsed value
+  keeps them but the line never breaks.
+
+DEL and C1 controls other than NEL are legal XML and pass raw, as in Sysmon. The `\\xNN` form
+is not reversible for text that already contains a literal `\\x41`; Sysmon values are read by
+people and rules, not decoded, so we keep backslashes as they are (no `\\\\`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from ..sysmon import EventSchema, SysmonEvent
+
+PROVIDER_NAME = "Linux-Sysmon"
+PROVIDER_GUID = "{ff032593-a8d3-4f13-b0d6-01fc615a0f97}"
+CHANNEL = "Linux-Sysmon/Operational"
+SECURITY_USER_ID = "0"
+
+
+def byte_escape(char: str) -> str:
+    """`\\xNN` of each byte the character stands for (surrogate escapes: the original byte)."""
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"
+    return "".join(f"\\x{b:02x}" for b in char.encode("utf-8", "surrogatepass"))
+
+
+_FORBIDDEN = [c for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)]
+_FORBIDDEN += [*range(0xD800, 0xE000), 0xFFFE, 0xFFFF]
+VALUE_TABLE: dict[int, str] = {c: byte_escape(chr(c)) for c in _FORBIDDEN}
+VALUE_SPECIAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+_XML_TABLE: dict[int, str] = {
+    **VALUE_TABLE,
+    **{ord(c): f"&#{ord(c)};" for c in "\t\n\r\x85\u2028\u2029"},
+    ord("&"): "&amp;",
+    ord("<"): "&lt;",
+    ord(">"): "&gt;",
+    ord('"'): "&quot;",
+}
+_XML_SPECIAL = re.compile("[\x00-\x1f&<>\"\x85\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+
+
+def text_value(text: str) -> str:
+    """The value every format carries: XML-forbidden characters and bad bytes as `\\xNN`."""
+    return text.translate(VALUE_TABLE) if VALUE_SPECIAL.search(text) else text
+
+
+def escape_text(text: str) -> str:
+    """`text` as XML character data on one line; parsing it gives back `text_value(text)`.
+
+    The search is the hot path: almost every value needs no change and is returned as is.
+    """
+    return text.translate(_XML_TABLE) if _XML_SPECIAL.search(text) else text
+
+
+def system_time(moment: datetime) -> str:
+    """TimeCreated SystemTime: 9 fraction digits from microseconds, as Sysmon prints them."""
+    t = moment
+    return (
+        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T"
+        f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}.{t.microsecond:06d}000Z"
+    )
+
+
+_HEADS: dict[int, str] = {}
+
+
+def _head(schema: EventSchema) -> str:
+    """Everything before TimeCreated's value: constant per EventID, so built once."""
+    head = _HEADS.get(schema.event_id)
+    if head is None:
+        head = _HEADS[schema.event_id] = (
+            f'<Event><System><Provider Name="{PROVIDER_NAME}" Guid="{PROVIDER_GUID}"/>'
+            f"<EventID>{schema.event_id}</EventID><Version>{schema.version}</Version>"
+            f"<Level>{schema.level}</Level><Task>{schema.task}</Task>"
+            f"<Opcode>{schema.opcode}</Opcode><Keywords>{schema.keywords}</Keywords>"
+            '<TimeCreated SystemTime="'
+        )
+    return head
+
+
+def event_xml(event: SysmonEvent) -> str:
+    """The whole `<Event>…</Event>` on one line: no declaration, namespace or whitespace."""
+    pid = event.execution_pid
+    data = "".join(
+        [f'<Data Name="{name}">{escape_text(value)}</Data>' for name, value in event.fields]
+    )
+    return (
+        f"{_head(event.schema)}{system_time(event.time_created)}\"/>"
+        f"<EventRecordID>{event.record_id}</EventRecordID><Correlation/>"
+        f'<Execution ProcessID="{pid}" ThreadID="{pid}"/><Channel>{CHANNEL}</Channel>'
+        f"<Computer>{escape_text(event.computer)}</Computer>"
+        f'<Security UserId="{SECURITY_USER_ID}"/></System><EventData>{data}</EventData></Event>'
+    )

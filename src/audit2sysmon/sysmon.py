@@ -1,0 +1,238 @@
+"""The Sysmon for Linux event model: the manifest's schema as data, and one event value type.
+
+The per-event System values and EventData field orders below are Sysmon for Linux's manifest
+(schema 4.81/4.90; reference §2 table and §5). They are the contract with every consumer, so
+they live in one table, are checked for consistency when the module is imported, and the
+tests compare them with real Sysmon lines rather than with themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
+
+from .render import jsonl as _jsonl
+from .render import syslog as _syslog
+from .render import xml as _xml
+
+NO_VALUE = "-"
+_KEYWORDS = "0x8000000000000000"
+
+
+@dataclass(frozen=True, slots=True)
+class EventSchema:
+    """One event's manifest entry: its System constants and its EventData field order."""
+
+    event_id: int
+    name: str
+    version: int
+    level: int
+    task: int
+    opcode: int
+    keywords: str
+    fields: tuple[str, ...]
+
+
+def _schema(event_id: int, name: str, version: int, fields: str, *, level: int = 4) -> EventSchema:
+    """Sysmon's descriptor rule (extractMsgOp.sh): Task = EventID, Opcode 0, one keyword."""
+    names = tuple(fields.split())
+    return EventSchema(event_id, name, version, level, event_id, 0, _KEYWORDS, names)
+
+
+_PROCESS = "RuleName UtcTime ProcessGuid ProcessId Image"
+SCHEMAS: dict[int, EventSchema] = {
+    s.event_id: s
+    for s in (
+        _schema(
+            1,
+            "ProcessCreate",
+            5,
+            f"{_PROCESS} FileVersion Description Product Company OriginalFileName CommandLine"
+            " CurrentDirectory User LogonGuid LogonId TerminalSessionId IntegrityLevel Hashes"
+            " ParentProcessGuid ParentProcessId ParentImage ParentCommandLine ParentUser",
+        ),
+        _schema(
+            3,
+            "NetworkConnect",
+            5,
+            f"{_PROCESS} User Protocol Initiated SourceIsIpv6 SourceIp SourceHostname SourcePort"
+            " SourcePortName DestinationIsIpv6 DestinationIp DestinationHostname DestinationPort"
+            " DestinationPortName",
+        ),
+        _schema(4, "Sysmon service state changed", 3, "UtcTime State Version SchemaVersion"),
+        _schema(5, "ProcessTerminate", 3, f"{_PROCESS} User"),
+        _schema(9, "RawAccessRead", 2, f"{_PROCESS} Device User"),
+        _schema(
+            10,
+            "ProcessAccess",
+            3,
+            "RuleName UtcTime SourceProcessGUID SourceProcessId SourceThreadId SourceImage"
+            " TargetProcessGUID TargetProcessId TargetImage GrantedAccess CallTrace SourceUser"
+            " TargetUser",
+        ),
+        _schema(11, "FileCreate", 2, f"{_PROCESS} TargetFilename CreationUtcTime User"),
+        _schema(
+            16, "Sysmon config state changed", 3, "UtcTime Configuration ConfigurationFileHash"
+        ),
+        _schema(
+            23,
+            "FileDelete",
+            5,
+            "RuleName UtcTime ProcessGuid ProcessId User Image TargetFilename Hashes IsExecutable"
+            " Archived",
+        ),
+        # Linux-only eBPF event (1.5+): its descriptor is all zeros, unlike every other event.
+        EventSchema(
+            100,
+            "eBPFEvent",
+            0,
+            0,
+            0,
+            0,
+            "0x0",
+            tuple(f"{_PROCESS} User BpfCommand BpfProgramType BpfProgramId BpfProgramName".split()),
+        ),
+        _schema(255, "Error report", 3, "UtcTime ID Description", level=2),
+    )
+}
+
+_FIELD_NAME = re.compile(r"[A-Z][A-Za-z0-9]*\Z")
+
+
+def _check_schemas(schemas: Mapping[int, EventSchema]) -> dict[int, dict[str, int]]:
+    """Fail at import on a typo in the table; return each schema's field → position map."""
+    positions: dict[int, dict[str, int]] = {}
+    for event_id, schema in schemas.items():
+        where = f"Sysmon schema {event_id}"
+        if schema.event_id != event_id:
+            raise AssertionError(f"{where}: listed under the wrong id {schema.event_id}")
+        if len(set(schema.fields)) != len(schema.fields):
+            raise AssertionError(f"{where}: duplicate field in {schema.fields}")
+        bad = [name for name in schema.fields if not _FIELD_NAME.match(name)]
+        if bad or "UtcTime" not in schema.fields:
+            raise AssertionError(f"{where}: bad field names {bad} or no UtcTime")
+        if not re.fullmatch(r"0x[0-9a-f]+", schema.keywords) or schema.level not in (0, 2, 4):
+            raise AssertionError(f"{where}: bad keywords {schema.keywords} or level {schema.level}")
+        if schema.task not in (event_id, 0):
+            raise AssertionError(f"{where}: task {schema.task} is neither the id nor 0")
+        positions[event_id] = {name: i for i, name in enumerate(schema.fields)}
+    return positions
+
+
+_POSITIONS = _check_schemas(SCHEMAS)
+
+
+@dataclass(frozen=True, slots=True)
+class SysmonEvent:
+    """One Sysmon for Linux event, ready to render; immutable and complete.
+
+    `fields` holds every EventData (name, value) pair of the schema, in manifest order, as
+    text; bytes that were not UTF-8 arrive as surrogate escapes and the renderers write them
+    as `\\xNN`. `time_created` is TimeCreated (aware, UTC). `execution_pid` is written as both
+    Execution ProcessID and ThreadID; real Sysmon puts its daemon's pid there, we write 0
+    unless the caller chooses otherwise, so output stays deterministic.
+    """
+
+    event_id: int
+    fields: tuple[tuple[str, str], ...]
+    computer: str
+    record_id: int
+    time_created: datetime
+    execution_pid: int = 0
+
+    def __post_init__(self) -> None:
+        schema = SCHEMAS.get(self.event_id)
+        if schema is None:
+            raise ValueError(f"no Sysmon schema for EventID {self.event_id}")
+        if tuple(name for name, _ in self.fields) != schema.fields:
+            raise ValueError(f"EventID {self.event_id} fields are not {schema.fields}")
+        if self.time_created.utcoffset() != timedelta(0):
+            raise ValueError(f"time_created must be aware UTC, got {self.time_created!r}")
+
+    @property
+    def schema(self) -> EventSchema:
+        return SCHEMAS[self.event_id]
+
+    def get(self, name: str) -> str | None:
+        """The value of EventData field `name`, or None when this event has no such field."""
+        position = _POSITIONS[self.event_id].get(name)
+        return None if position is None else self.fields[position][1]
+
+    def to_xml(self) -> str:
+        """The `<Event>…</Event>` line as Sysmon writes it (see docs/output-format.md)."""
+        return _xml.event_xml(self)
+
+    def to_syslog(self, tz: tzinfo | None = None) -> str:
+        """`Mmm dd HH:MM:SS host sysmon: <Event>…` stamped in `tz` (None: local zone)."""
+        return _syslog.syslog_line(self, tz)
+
+    def to_json(self) -> str:
+        """One JSON object (evtx_dump layout: `{"Event":{"System":…,"EventData":…}}`)."""
+        return _jsonl.event_json(self)
+
+
+def make_event(
+    event_id: int,
+    values: Mapping[str, str | int],
+    *,
+    computer: str,
+    record_id: int,
+    time_created: datetime,
+    execution_pid: int = 0,
+) -> SysmonEvent:
+    """Build an event from a name → value mapping, in schema order, with Sysmon's `-` rule.
+
+    Missing and empty values become `-` (Sysmon's EventSetFieldS). Integers are written in
+    decimal (Sysmon's `%u`); a name the schema does not have is a bug in the caller and
+    raises at once instead of silently dropping data.
+    """
+    schema = SCHEMAS.get(event_id)
+    if schema is None:
+        raise ValueError(f"no Sysmon schema for EventID {event_id}")
+    unknown = values.keys() - _POSITIONS[event_id].keys()
+    if unknown:
+        raise ValueError(f"EventID {event_id} has no field(s) {sorted(unknown)}")
+    fields = tuple((name, _text(name, values.get(name))) for name in schema.fields)
+    if time_created.tzinfo is None:
+        raise ValueError("time_created must be timezone-aware")
+    return SysmonEvent(
+        event_id,
+        fields,
+        computer,
+        record_id,
+        time_created.astimezone(timezone.utc),
+        execution_pid,
+    )
+
+
+def _text(name: str, value: str | int | None) -> str:
+    if value is None or value == "":
+        return NO_VALUE
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"field {name}: value must be str or int, got {type(value).__name__}")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def format_utc_time(moment: datetime | int) -> str:
+    """Sysmon's UtcTime text `YYYY-MM-DD HH:MM:SS.mmm` (UTC, milliseconds truncated).
+
+    Accepts an aware datetime or integer milliseconds since the epoch (the audit stamp's
+    unit, which keeps the conversion exact).
+    """
+    if isinstance(moment, datetime):
+        if moment.tzinfo is None:
+            raise ValueError("UtcTime needs a timezone-aware datetime")
+        t = moment.astimezone(timezone.utc)
+    else:
+        t = _EPOCH + timedelta(milliseconds=moment)
+    return (
+        f"{t.year:04d}-{t.month:02d}-{t.day:02d} "
+        f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}.{t.microsecond // 1000:03d}"
+    )
