@@ -1,0 +1,264 @@
+"""Group audit records into events: the records that share (node, timestamp, serial).
+
+An audit.log file has no end-of-event record (auditd drops EOE when it writes the file), records
+of several events interleave, and a record can arrive after records of later events. So an event
+is held open until something shows it is complete, and a bounded window of open events decides
+the rest. See docs/correlation.md for the contract and the evidence behind the defaults.
+
+An event closes when:
+
+* an EOE record with its key arrives (plugin streams, syslog); the EOE itself is not kept;
+* its PROCTITLE arrives after its SYSCALL: the kernel writes PROCTITLE last;
+* it is a record of a type that never shares its event (user-space, auditd's own, KERNEL):
+  such a record is emitted at once as a one-record event;
+* it leaves the window: more than `max_open` events are open (the oldest by arrival goes), or
+  the newest record of its node is more than `max_age_ms` of *log* time away from it (in either
+  direction, so a clock that jumps back does not pin old events);
+* it reaches `max_records` records;
+* the input ends (`flush`).
+
+Every record is returned in exactly one event (EOE records aside); nothing is dropped.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from .errors import ConfigError
+from .records import EventId, Record
+
+SYSCALL = 1300
+EOE = 1320
+PROCTITLE = 1327
+
+# Measured on the live corpus and go-libaudit's out_of_order.log (docs/correlation.md):
+# at most 2 other events between the first and last record of an event, and one record that
+# came 7,845 ms of log time after a newer event.
+DEFAULT_MAX_OPEN = 1024
+DEFAULT_MAX_AGE_MS = 30_000
+# An execve within the default 2 MiB argument limit needs about a thousand EXECVE records at most.
+DEFAULT_MAX_RECORDS = 10_000
+
+Key = tuple[str | None, int, int]
+
+
+def stands_alone(type_num: int | None) -> bool:
+    """True for types the kernel or user space never put in a multi-record event.
+
+    USER (1005), user-space messages (1100-1199, 2100-2999), auditd's DAEMON_* (1200-1299) and
+    KERNEL (2000). LOGIN (1006), AVC and CONFIG_CHANGE are *not* here: they come before the
+    SYSCALL of their event. Unknown types (None) wait for the window rather than risk a split.
+    """
+    if type_num is None:
+        return False
+    return (
+        type_num == 1005
+        or 1100 <= type_num <= 1299
+        or type_num == 2000
+        or 2100 <= type_num <= 2999
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """The records of one audit event, in the order they arrived."""
+
+    node: str | None
+    event_id: EventId
+    records: tuple[Record, ...]
+
+    def first(self, type_num: int) -> Record | None:
+        """The first record of type `type_num` (e.g. the SYSCALL), or None."""
+        for record in self.records:
+            if record.type_num == type_num:
+                return record
+        return None
+
+    def all(self, type_num: int) -> tuple[Record, ...]:
+        """Every record of type `type_num` in arrival order (e.g. all EXECVE parts)."""
+        return tuple(record for record in self.records if record.type_num == type_num)
+
+
+@dataclass(slots=True)
+class CorrelatorStats:
+    """Counters that say how events were closed, so a bad window shows up in a report.
+
+    `events` equals the sum of the `closed_*` counters. `late_records` counts records whose
+    key had already been emitted (they form a second event with the same key); `spurious_eoe`
+    counts EOE records for keys never seen (an EOE right after PROCTITLE is expected, not
+    spurious). `peak_open` is the most events held at once.
+    """
+
+    records: int = 0
+    events: int = 0
+    closed_by_eoe: int = 0
+    closed_by_marker: int = 0
+    closed_by_window: int = 0
+    closed_by_size: int = 0
+    closed_at_end: int = 0
+    late_records: int = 0
+    eoe_records: int = 0
+    spurious_eoe: int = 0
+    peak_open: int = 0
+
+
+class _Pending:
+    """An open event: mutable while records arrive, frozen into an AuditEvent on close."""
+
+    __slots__ = ("key", "event_id", "records", "seq", "has_syscall", "late")
+
+    def __init__(self, key: Key, record: Record, seq: int, late: bool) -> None:
+        self.key = key
+        self.late = late
+        self.event_id = record.event_id
+        self.records = [record]
+        self.seq = seq
+        self.has_syscall = record.type_num == SYSCALL
+
+    def freeze(self) -> AuditEvent:
+        return AuditEvent(self.key[0], self.event_id, tuple(self.records))
+
+
+def _oldest(pending: _Pending) -> tuple[int, int]:
+    """Emission order: log time, then arrival (serials wrap, so they cannot break ties)."""
+    return (pending.event_id.msec, pending.seq)
+
+
+class Correlator:
+    """Turns a stream of records into a stream of events in O(1) amortised time per record.
+
+    Open events live in one insertion-ordered map (oldest arrival first, for the size window)
+    and one per node (for the age window, so nodes with skewed clocks do not evict each
+    other). Only the oldest entry is ever inspected, never the whole window.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_open: int = DEFAULT_MAX_OPEN,
+        max_age_ms: int = DEFAULT_MAX_AGE_MS,
+        max_records: int = DEFAULT_MAX_RECORDS,
+    ) -> None:
+        if max_open < 1 or max_records < 1 or max_age_ms < 0:
+            raise ConfigError(
+                f"correlation window needs max_open >= 1, max_records >= 1, max_age_ms >= 0 "
+                f"(got {max_open}, {max_records}, {max_age_ms})"
+            )
+        self._max_open = max_open
+        self._max_age_ms = max_age_ms
+        self._max_records = max_records
+        self._open: OrderedDict[Key, _Pending] = OrderedDict()
+        self._by_node: dict[str | None, OrderedDict[Key, _Pending]] = {}
+        # Keys emitted lately, to tell a late record or an expected EOE from a new key.
+        self._closed: OrderedDict[Key, None] = OrderedDict()
+        self._seq = 0
+        self.stats = CorrelatorStats()
+
+    def add(self, record: Record) -> list[AuditEvent]:
+        """Take one record; return the events it completes or pushes out, oldest first."""
+        stats = self.stats
+        stats.records += 1
+        event_id = record.event_id
+        key: Key = (record.node, event_id.msec, event_id.serial)
+        type_num = record.type_num
+        done: list[_Pending] = []
+        self._expire(record.node, event_id.msec, done)
+
+        if type_num == EOE:
+            stats.eoe_records += 1
+            pending = self._open.get(key)
+            if pending is not None:
+                stats.closed_by_eoe += 1
+                self._close(pending, done)
+            elif key not in self._closed:
+                stats.spurious_eoe += 1
+        elif stands_alone(type_num):
+            pending = _Pending(key, record, self._next_seq(), key in self._closed)
+            stats.late_records += pending.late
+            stats.closed_by_marker += 1
+            self._finish(pending, done)
+        else:
+            pending = self._open.get(key)
+            if pending is None:
+                pending = self._start(key, record, done)
+            else:
+                pending.records.append(record)
+                if type_num == SYSCALL:
+                    pending.has_syscall = True
+            stats.late_records += pending.late
+            if type_num == PROCTITLE and pending.has_syscall:
+                stats.closed_by_marker += 1
+                self._close(pending, done)
+            elif len(pending.records) >= self._max_records:
+                stats.closed_by_size += 1
+                self._close(pending, done)
+
+        return self._emit(done)
+
+    def flush(self) -> list[AuditEvent]:
+        """End of input: every open event, oldest first."""
+        done = list(self._open.values())
+        self.stats.closed_at_end += len(done)
+        self.stats.events += len(done)
+        self._open.clear()
+        self._by_node.clear()
+        return self._emit(done)
+
+    @property
+    def open_events(self) -> int:
+        """How many events are held right now (never more than `max_open`)."""
+        return len(self._open)
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _start(self, key: Key, record: Record, done: list[_Pending]) -> _Pending:
+        pending = _Pending(key, record, self._next_seq(), key in self._closed)
+        self._open[key] = pending
+        node_open = self._by_node.get(key[0])
+        if node_open is None:
+            node_open = self._by_node[key[0]] = OrderedDict()
+        node_open[key] = pending
+        while len(self._open) > self._max_open:
+            self.stats.closed_by_window += 1
+            self._close(next(iter(self._open.values())), done)
+        if len(self._open) > self.stats.peak_open:
+            self.stats.peak_open = len(self._open)
+        return pending
+
+    def _expire(self, node: str | None, msec: int, done: list[_Pending]) -> None:
+        """Close this node's oldest events while they are too far in log time from `msec`."""
+        node_open = self._by_node.get(node)
+        max_age = self._max_age_ms
+        while node_open:
+            head = next(iter(node_open.values()))
+            if abs(msec - head.event_id.msec) <= max_age:
+                return
+            self.stats.closed_by_window += 1
+            self._close(head, done)
+
+    def _close(self, pending: _Pending, done: list[_Pending]) -> None:
+        key = pending.key
+        del self._open[key]
+        node_open = self._by_node[key[0]]
+        del node_open[key]
+        if not node_open:
+            del self._by_node[key[0]]
+        self._finish(pending, done)
+
+    def _finish(self, pending: _Pending, done: list[_Pending]) -> None:
+        self.stats.events += 1
+        closed = self._closed
+        closed.pop(pending.key, None)
+        closed[pending.key] = None
+        if len(closed) > self._max_open:
+            closed.popitem(last=False)
+        done.append(pending)
+
+    @staticmethod
+    def _emit(done: list[_Pending]) -> list[AuditEvent]:
+        if len(done) > 1:
+            done.sort(key=_oldest)
+        return [pending.freeze() for pending in done]
