@@ -261,15 +261,14 @@ def test_which_types_stand_alone(type_num, alone):
     assert stands_alone(type_num) is alone
 
 
-def test_user_record_is_its_own_event_at_once_even_inside_an_open_event():
+def test_user_record_is_its_own_event_even_inside_an_open_event():
     syscall = rec(SYSCALL, 10, 1)
     user = rec(1112, 10, 1, op="login")
     correlator = Correlator()
     assert correlator.add(syscall) == []
-    [event] = correlator.add(user)
-    assert event.records == (user,)
-    [rest] = correlator.flush()
-    assert rest.records == (syscall,)
+    # Closed at once, but released in log order: after the open event that came first.
+    assert correlator.add(user) == []
+    assert [(syscall,), (user,)] == [e.records for e in correlator.flush()]
 
 
 def test_eoe_closes_and_is_not_kept():
@@ -296,7 +295,8 @@ def test_late_record_joins_its_event_while_open():
     # a's PATH arrives after all of b (as in out_of_order.log); a has no PROCTITLE yet.
     records = a[:3] + b + [a[3], a[4]]
     events, correlator = run(records)
-    assert [e.records for e in events] == [tuple(b), tuple(a)]
+    # b completed first, but a is older: output is in log order.
+    assert [e.records for e in events] == [tuple(a), tuple(b)]
     assert correlator.stats.late_records == 0
 
 
@@ -317,12 +317,11 @@ def test_size_window_evicts_the_oldest_arrival():
     correlator = Correlator(max_open=2)
     first, second, third = rec(SYSCALL, 300, 1), rec(SYSCALL, 100, 2), rec(SYSCALL, 200, 3)
     assert correlator.add(first) == correlator.add(second) == []
-    [evicted] = correlator.add(third)
-    assert evicted.records == (first,)
+    # first is closed (evicted) but waits for the older open `second`: output is in log order.
+    assert correlator.add(third) == []
     assert correlator.stats.closed_by_window == 1
     assert correlator.open_events == 2
-    # flush: oldest log time first.
-    assert [e.records for e in correlator.flush()] == [(second,), (third,)]
+    assert [e.records for e in correlator.flush()] == [(second,), (third,), (first,)]
 
 
 def test_age_window_uses_log_time_of_the_same_node():
@@ -357,11 +356,11 @@ def test_clock_jumping_back_closes_the_old_events_and_groups_the_new_ones():
     after = [rec(SYSCALL, 0, 2), rec(CWD, 0, 2), rec(PATH, 0, 2)]
     correlator = Correlator(max_age_ms=1000)
     correlator.add(before)
-    [closed] = correlator.add(after[0])
-    assert closed.records == (before,)
+    # `before` is closed by the jump; it is released after the (earlier-stamped) new event.
+    assert correlator.add(after[0]) == []
+    assert correlator.stats.closed_by_window == 1
     assert correlator.add(after[1]) == correlator.add(after[2]) == []
-    [event] = correlator.flush()
-    assert event.records == tuple(after)
+    assert [tuple(after), (before,)] == [e.records for e in correlator.flush()]
 
 
 def test_small_backward_steps_do_not_evict():
@@ -442,3 +441,17 @@ def test_any_stream_is_accounted_for_and_bounded(records, max_open, max_age_ms, 
     assert correlator.stats.peak_open <= max_open
     assert all(len(e.records) <= max_records for e in events)
     assert correlator.open_events == 0
+
+
+def test_waiting_closed_events_are_bounded_by_the_window():
+    """An old event that never closes cannot make newer closed events pile up forever."""
+    correlator = Correlator(max_open=4, max_age_ms=10**9)
+    stuck = rec(SYSCALL, 1, 1)
+    correlator.add(stuck)
+    out = []
+    for serial in range(2, 40):
+        out += correlator.add(rec(SYSCALL, 2, serial))
+        out += correlator.add(rec(PROCTITLE, 2, serial))
+    assert out and out[0].records == (stuck,)
+    assert len(correlator._ready) <= 4
+    assert [e.event_id.serial for e in out] == sorted(e.event_id.serial for e in out)

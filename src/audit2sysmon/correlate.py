@@ -22,6 +22,7 @@ Every record is returned in exactly one event (EOE records aside); nothing is dr
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -106,10 +107,11 @@ class CorrelatorStats:
 class _Pending:
     """An open event: mutable while records arrive, frozen into an AuditEvent on close."""
 
-    __slots__ = ("key", "event_id", "records", "seq", "has_syscall", "late")
+    __slots__ = ("key", "event_id", "records", "seq", "has_syscall", "late", "rank")
 
-    def __init__(self, key: Key, record: Record, seq: int, late: bool) -> None:
+    def __init__(self, key: Key, record: Record, seq: int, late: bool, rank: int = 0) -> None:
         self.key = key
+        self.rank = rank
         self.late = late
         self.event_id = record.event_id
         self.records = [record]
@@ -120,9 +122,37 @@ class _Pending:
         return AuditEvent(self.key[0], self.event_id, tuple(self.records))
 
 
-def _oldest(pending: _Pending) -> tuple[int, int]:
-    """Emission order: log time, then arrival (serials wrap, so they cannot break ties)."""
-    return (pending.event_id.msec, pending.seq)
+def _order(pending: _Pending) -> tuple[int, int, int]:
+    """Emission order: log time, then serial (unwrapped), then arrival.
+
+    Time and serial make the order a property of the events themselves, so the same log gives
+    the same order as raw lines and as `ausearch -i` text (which reorders records and events);
+    arrival only breaks the tie of a duplicated key. `rank` is the serial unwrapped across
+    the 2^32 wrap, so 4294967295 sorts before the 0 that follows it.
+    """
+    return (pending.event_id.msec, pending.rank, pending.seq)
+
+
+class _SerialUnwrapper:
+    """Unwraps one node's 32-bit serials into a monotonic rank, like TCP sequence numbers.
+
+    Each serial is placed at the signed distance (within ±2^31) from the previous one, so a
+    wrap from 4294967295 to 0 moves forward by one instead of back by 2^32.
+    """
+
+    __slots__ = ("last_serial", "last_rank")
+
+    def __init__(self, serial: int) -> None:
+        self.last_serial = serial
+        self.last_rank = serial
+
+    def rank(self, serial: int) -> int:
+        delta = (serial - self.last_serial) & 0xFFFFFFFF
+        if delta >= 0x80000000:
+            delta -= 0x100000000
+        self.last_serial = serial
+        self.last_rank += delta
+        return self.last_rank
 
 
 class Correlator:
@@ -153,6 +183,11 @@ class Correlator:
         # Keys emitted lately, to tell a late record or an expected EOE from a new key.
         self._closed: OrderedDict[Key, None] = OrderedDict()
         self._seq = 0
+        self._serials: dict[str | None, _SerialUnwrapper] = {}
+        # Closed events wait here until no open event is older: output is in log order.
+        self._ready: list[tuple[tuple[int, int, int], _Pending]] = []
+        # Open events by order; entries of events closed since are skipped lazily.
+        self._open_order: list[tuple[tuple[int, int, int], Key]] = []
         self.stats = CorrelatorStats()
 
     def add(self, record: Record) -> list[AuditEvent]:
@@ -174,7 +209,7 @@ class Correlator:
             elif key not in self._closed:
                 stats.spurious_eoe += 1
         elif stands_alone(type_num):
-            pending = _Pending(key, record, self._next_seq(), key in self._closed)
+            pending = _Pending(key, record, self._next_seq(), key in self._closed, self._rank(record))
             stats.late_records += pending.late
             stats.closed_by_marker += 1
             self._finish(pending, done)
@@ -203,6 +238,7 @@ class Correlator:
         self.stats.events += len(done)
         self._open.clear()
         self._by_node.clear()
+        self._open_order.clear()
         return self._emit(done)
 
     @property
@@ -210,13 +246,23 @@ class Correlator:
         """How many events are held right now (never more than `max_open`)."""
         return len(self._open)
 
+    def _rank(self, record: Record) -> int:
+        serial = record.event_id.serial
+        unwrapper = self._serials.get(record.node)
+        if unwrapper is None:
+            if len(self._serials) > self._max_open:
+                self._serials.clear()
+            unwrapper = self._serials[record.node] = _SerialUnwrapper(serial)
+        return unwrapper.rank(serial)
+
     def _next_seq(self) -> int:
         self._seq += 1
         return self._seq
 
     def _start(self, key: Key, record: Record, done: list[_Pending]) -> _Pending:
-        pending = _Pending(key, record, self._next_seq(), key in self._closed)
+        pending = _Pending(key, record, self._next_seq(), key in self._closed, self._rank(record))
         self._open[key] = pending
+        heapq.heappush(self._open_order, (_order(pending), key))
         node_open = self._by_node.get(key[0])
         if node_open is None:
             node_open = self._by_node[key[0]] = OrderedDict()
@@ -257,8 +303,36 @@ class Correlator:
             closed.popitem(last=False)
         done.append(pending)
 
-    @staticmethod
-    def _emit(done: list[_Pending]) -> list[AuditEvent]:
-        if len(done) > 1:
-            done.sort(key=_oldest)
-        return [pending.freeze() for pending in done]
+    def _emit(self, done: list[_Pending]) -> list[AuditEvent]:
+        """Release closed events in order, holding those that an older open event precedes.
+
+        The held ones are bounded: past `max_open` of them, the open events that hold them
+        back are closed as if the window had passed them.
+        """
+        ready = self._ready
+        for pending in done:
+            heapq.heappush(ready, (_order(pending), pending))
+        out: list[AuditEvent] = []
+        while ready:
+            oldest_open = self._oldest_open()
+            if oldest_open is not None and oldest_open < ready[0][0]:
+                if len(ready) <= self._max_open:
+                    break
+                blocker = self._open[self._open_order[0][1]]
+                self.stats.closed_by_window += 1
+                self._close(blocker, [])
+                heapq.heappush(ready, (_order(blocker), blocker))
+                continue
+            out.append(heapq.heappop(ready)[1].freeze())
+        return out
+
+    def _oldest_open(self) -> tuple[int, int, int] | None:
+        """Order key of the oldest open event (dropping stale heap entries on the way)."""
+        heap = self._open_order
+        while heap:
+            order, key = heap[0]
+            pending = self._open.get(key)
+            if pending is not None and pending.seq == order[2]:
+                return order
+            heapq.heappop(heap)
+        return None
