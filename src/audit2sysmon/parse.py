@@ -1,0 +1,570 @@
+"""Parse stage: one text line in, one typed `Record` out (or a skip, or a `ParseError`).
+
+The Lark grammar `grammars/audit.lark` is the single definition of what a record line is, in
+every text form (raw audit.log, ENRICHED, `ausearch -i`, printk/journald, syslog transports).
+This module walks its parse tree into `records.Record` and decodes values (the kernel's hex
+rule, `ausearch -i` octal escapes, local timestamps).
+
+Speed: most lines of a real log are plain raw records (`[node=N ]type=T msg=audit(S.M:N): k=v …`).
+`_fast_parse` reads exactly that subset with two regexes and `str.split` and gives up (returns
+None) on anything else, so the grammar decides every line it is not sure of. Both paths share
+the value decoding below; tests/test_parse.py proves with hypothesis that they build equal
+records for generated lines.
+
+Robustness: a line is never trusted. Everything that goes wrong becomes a `ParseError` naming
+path, line, column and reason, so a converter can count it and go on.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from dateutil import parser as _dateparser
+from dateutil import tz as _dateutil_tz
+from lark import Lark, Token, Tree
+from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from . import _tables
+from .errors import ParseError
+from .records import EventId, Field, Record, SourceLocation, ValueKind
+
+__all__ = ["MAX_LINE", "Parser", "parse_line"]
+
+# auditd never writes more than MAX_AUDIT_MESSAGE_LENGTH (8970) bytes per record; with a node name,
+# a syslog header or ausearch's decoding a line stays far below this. Longer lines are refused
+# up front so hostile input cannot make the lexer work quadratically.
+MAX_LINE = 65536
+
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_MAX_MSEC = 253402300799999  # 9999-12-31T23:59:59.999Z: later stamps cannot be datetimes
+_MAX_SERIAL = 0xFFFFFFFF
+_NULLS = frozenset(("(null)", "(none)", "?"))
+_SKIP_PREFIXES = ("#", "----", "time->")
+_INTERNAL = "internal parser error (bug)"
+
+# Fields whose value the kernel or libaudit may hex-encode (audit field dictionary, reference §1.2).
+# Others (pid, a0 of SYSCALL, fp, …) are numbers or trusted tokens that merely look like hex.
+_ENCODABLE = frozenset(
+    "acct addr apparmor cgroup cmd comm cwd data device dir exe file grp invalid_context key name "
+    "ocomm path proctitle saddr vm watch new-disk old-disk new-chardev old-chardev new-fs old-fs "
+    "new-net old-net new-rng old-rng".split()
+)
+_EXECVE_ARG = re.compile(r"a\d+(?:\[\d+\])?\Z")
+_HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+\Z")
+_OCTAL = re.compile(r"\\(0[0-3][0-7])")  # ausearch -i writes bytes below 0x20 as \ooo
+
+
+# --------------------------------------------------------------------------- grammar loading
+
+
+def _grammar_text() -> str:
+    """The grammar from the installed wheel, else from the source checkout (editable install)."""
+    try:
+        return resources.files("audit2sysmon").joinpath("grammars/audit.lark").read_text("utf-8")
+    except (FileNotFoundError, NotADirectoryError, ModuleNotFoundError):
+        return (Path(__file__).resolve().parents[2] / "grammars" / "audit.lark").read_text("utf-8")
+
+
+@lru_cache(maxsize=1)
+def _lark() -> Lark:
+    """The compiled LALR parser; built once per process (a Lark instance is immutable)."""
+    return Lark(_grammar_text(), parser="lalr", lexer="contextual", start=["start", "msg_body", "imsg_body"])
+
+
+# --------------------------------------------------------------------------- value decoding
+
+
+@lru_cache(maxsize=4096)
+def _hexable(key: str, type_name: str, enriched: bool) -> bool:
+    """May this field hold the kernel's hex encoding? Decided by name, never by the value's look."""
+    if enriched:
+        return key.endswith(("UID", "GID"))
+    return key in _ENCODABLE or (type_name == "EXECVE" and _EXECVE_ARG.match(key) is not None)
+
+
+def _raw_field(key: str, raw: str, type_name: str, enriched: bool = False) -> Field:
+    """Decode one raw `key=raw` value by the kernel's rules (reference §1.2)."""
+    if not raw:
+        return Field(key, raw, b"", ValueKind.EMPTY)
+    if raw[0] == '"' and raw[-1] == '"' and len(raw) >= 2:
+        return Field(key, raw, raw[1:-1].encode("utf-8", "surrogateescape"), ValueKind.QUOTED)
+    if raw in _NULLS:
+        return Field(key, raw, raw.encode(), ValueKind.NULL)
+    if _hexable(key, type_name, enriched):
+        digits = raw[:-1] if raw[-1] == '"' else raw  # go-libaudit testdata: stray quote after hex
+        if _HEX.match(digits):
+            return Field(key, raw, bytes.fromhex(digits), ValueKind.HEX)
+    return Field(key, raw, raw.encode("utf-8", "surrogateescape"), ValueKind.BARE)
+
+
+# Fields are immutable and most short values of a log repeat (`arch=c000003e`, `uid=0`,
+# `key="exec"`), so the fast path reuses them; long values (argv, paths) are not worth caching.
+_short_field = lru_cache(maxsize=8192)(_raw_field)
+_SHORT = 40
+
+
+def _interpreted_field(key: str, raw: str) -> Field:
+    """An `ausearch -i` value: never quoted; `\\ooo` escapes of control bytes decoded back."""
+    if raw in _NULLS:
+        return Field(key, raw, raw.encode(), ValueKind.NULL)
+    text = _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), raw) if "\\" in raw else raw
+    return Field(key, raw, text.encode("utf-8", "surrogateescape"), ValueKind.INTERPRETED)
+
+
+def _text_field(raw: str) -> Field:
+    """Free text that is not key=value (`avc:  denied  { read } for`), kept under `_text`."""
+    return Field("_text", raw, raw.encode("utf-8", "surrogateescape"), ValueKind.BARE)
+
+
+# --------------------------------------------------------------------------- header decoding
+
+
+def _event_id(sec: str, frac: str, serial: str) -> EventId:
+    msec = int(sec) * 1000 + int(frac[:3].ljust(3, "0"))
+    return _checked_id(msec, int(serial))
+
+
+def _checked_id(msec: int, serial: int) -> EventId:
+    if msec > _MAX_MSEC:
+        raise ParseError("timestamp is beyond the year 9999")
+    if serial > _MAX_SERIAL:
+        raise ParseError("serial is larger than 32 bits")
+    return EventId(msec, serial)
+
+
+_LOCAL_STAMP = re.compile(
+    r"(?P<date>\S+) (?P<h>\d{1,2}):(?P<mi>\d\d):(?P<s>\d\d)(?:\.(?P<ms>\d{1,6}))?(?::(?P<serial>\d+))?\Z", re.ASCII
+)
+_NUMERIC_DATE = re.compile(r"(\d{1,4})([./-])(\d{1,2})\2(\d{1,4})\Z", re.ASCII)
+
+
+def _local_date(text: str) -> _dt.date:
+    """A `%x` date of some locale. '.' means day first (de_DE `26.10.2021`), '/' month first
+    (C `10/26/21`, en_US `10/26/2021`), '-' year first (ISO); other forms go to dateutil."""
+    m = _NUMERIC_DATE.match(text)
+    if m is None:
+        return _dateparser.parse(text, dayfirst=False).date()
+    a, sep, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
+    if sep == "-" or len(m.group(1)) == 4:
+        year, month, day = a, b, c
+    elif sep == ".":
+        day, month, year = a, b, c
+    else:
+        month, day, year = a, b, c
+    if year < 100:  # POSIX %y: 69-99 -> 19xx, 00-68 -> 20xx
+        year += 1900 if year >= 69 else 2000
+    return _dt.date(year, month, day)
+
+
+def _local_event_id(stamp: str, zone: _dt.tzinfo) -> EventId:
+    """`audit(26.10.2021 12:51:14.046:1385)` in `zone` -> UTC milliseconds and serial."""
+    m = _LOCAL_STAMP.match(stamp[6:-1])
+    if m is None:
+        raise ParseError(f"unreadable local time stamp {stamp!r}")
+    if m.group("serial") is None:
+        raise ParseError("time stamp has no serial (audisp-syslog 'interpret' form): no event id")
+    try:
+        day = _local_date(m.group("date"))
+        local = _dt.datetime(
+            day.year, day.month, day.day, int(m.group("h")), int(m.group("mi")), int(m.group("s")), tzinfo=zone
+        )
+        seconds = (local - _EPOCH) // _dt.timedelta(seconds=1)
+    except (ValueError, OverflowError, TypeError) as exc:
+        raise ParseError(f"unreadable local date in {stamp!r}: {exc}") from None
+    return _checked_id(seconds * 1000 + int((m.group("ms") or "0")[:3].ljust(3, "0")), int(m.group("serial")))
+
+
+def _type_of(written: str) -> tuple[str, int | None]:
+    """(name, number) of a `type=` value: `1300` -> SYSCALL, `UNKNOWN[1334]` -> (BPF, 1334)."""
+    num = _tables.record_number(written)
+    if num is None:
+        return written, None
+    return _tables.RECORD_TYPES.get(num, f"UNKNOWN[{num}]"), num
+
+
+# --------------------------------------------------------------------------- raw bodies
+
+
+def _pair(tok: Token) -> tuple[str, str, int]:
+    """Split a PAIR token into key, raw value and the value's offset in the line."""
+    key, _, raw = tok.value.partition("=")
+    return key, raw, tok.start_pos + len(key) + 1
+
+
+def _raw_fields(tokens: list[Token], line: str, type_name: str, nested: bool = False) -> list[Field]:
+    """Fields of a raw body in order. Runs of free-text words become one `_text` field; an
+    AppArmor `(enforce)` word right after a bare value belongs to it (`subj=name (enforce)`).
+    `nested`: this is the inside of a msg='…', whose own msg='…' is not opened again."""
+    fields: list[Field] = []
+    words: list[Token] = []
+    last: tuple[str, int, str] | None = None  # key, value offset, token type of the previous pair
+    for tok in tokens:
+        if tok.type == "WORD":
+            value = tok.value
+            if not words and last is not None and last[2] == "PAIR_BARE" and value[0] == "(" and value[-1] == ")":
+                key, start, _ = last
+                fields[-1] = _raw_field(key, line[start : tok.end_pos], type_name)
+            else:
+                words.append(tok)
+            continue
+        if words:
+            fields.append(_text_field(line[words[0].start_pos : words[-1].end_pos]))
+            words = []
+        key, raw, start = _pair(tok)
+        last = (key, start, tok.type)
+        if tok.type == "PAIR_MSG" and not nested:
+            fields.extend(_msg_fields(key, raw, type_name))
+        else:
+            fields.append(_raw_field(key, raw, type_name))
+    if words:
+        fields.append(_text_field(line[words[0].start_pos : words[-1].end_pos]))
+    return fields
+
+
+def _msg_fields(key: str, raw: str, type_name: str) -> list[Field]:
+    """`msg='…'` of a user-space record: the whole text, then its inner key=value pairs (free
+    words inside, such as `PAM: setcred` or an AVC text, stay only in the `msg` field)."""
+    inner = raw[1:-1] if len(raw) >= 2 and raw[-1] == "'" else raw[1:]  # unclosed: truncated line
+    fields = [Field(key, raw, inner.encode("utf-8", "surrogateescape"), ValueKind.QUOTED)]
+    body = _fast_body(inner, type_name)
+    if body is None:
+        try:
+            tree = _lark().parse(inner, start="msg_body")
+        except LarkError:
+            return fields
+        body = [f for f in _raw_fields(_body_tokens(tree), inner, type_name, nested=True) if f.key != "_text"]
+    fields.extend(body)
+    return fields
+
+
+def _enriched_fields(tokens: list[Token], line: str) -> list[Field]:
+    """ENRICHED tail: pairs start fields; a word continues the previous value (`SADDR=unknown family`)."""
+    fields: list[Field] = []
+    start = 0
+    for tok in tokens:
+        if tok.type == "ENRICH_SEP":
+            continue
+        if tok.type == "WORD":
+            if fields:
+                key = fields[-1].key
+                fields[-1] = _raw_field(key, line[start : tok.end_pos], "", enriched=True)
+            else:
+                fields.append(_text_field(tok.value))
+            continue
+        key, raw, start = _pair(tok)
+        fields.append(_raw_field(key, raw, "", enriched=True))
+    return fields
+
+
+def _syslog_enrichment(tokens: list[Token]) -> tuple[list[Token], list[Token]]:
+    """audisp-syslog replaced the 0x1D by a space: the UPPER-case pairs after the last pair with a
+    lower-case key are the enrichment. Returns (body tokens, enrichment tokens)."""
+    cut = len(tokens)
+    for i in range(len(tokens) - 1, -1, -1):
+        tok = tokens[i]
+        if tok.type == "WORD":
+            continue
+        key = tok.value.partition("=")[0]
+        if key.upper() != key or key.lower() == key:
+            break
+        cut = i
+    return tokens[:cut], tokens[cut:]
+
+
+# --------------------------------------------------------------------------- interpreted bodies
+
+# Field order the kernel writes (reference §4); in `ausearch -i` text a piece `k=v` after a field
+# that may hold spaces starts a new field only if `k` is a later field of this order.
+_ORDER = {
+    "SYSCALL": "arch syscall per success exit a0 a1 a2 a3 items ppid pid auid uid gid euid suid fsuid egid "
+    "sgid fsgid tty ses comm exe subj key",
+    "PATH": "item name inode dev mode ouid ogid rdev obj nametype cap_fp cap_fi cap_fe cap_fver cap_frootid",
+}
+_ORDER_INDEX = {t: {k: i for i, k in enumerate(keys.split())} for t, keys in _ORDER.items()}
+_SPACED = frozenset(("comm", "exe", "subj", "key", "name", "obj"))  # values that may contain spaces
+_TO_EOL = {"PROCTITLE": "proctitle", "CWD": "cwd", "SOCKADDR": "saddr"}
+_ARG_KEY = re.compile(r"a(\d+)(?:(_len)|\[(\d+)\])?\Z")
+
+
+def _arg_key(key: str) -> tuple[int, str, int] | None:
+    """EXECVE keys: `a3` -> (3, 'arg', 0), `a3_len` -> (3, 'len', 0), `a3[2]` -> (3, 'chunk', 2)."""
+    m = _ARG_KEY.match(key)
+    if m is None:
+        return None
+    if m.group(2):
+        return int(m.group(1)), "len", 0
+    if m.group(3) is not None:
+        return int(m.group(1)), "chunk", int(m.group(3))
+    return int(m.group(1)), "arg", 0
+
+
+def _execve_next(cur: str, key: str, argc: int | None) -> bool:
+    """EXECVE keys come in order: argc, a0, a1_len, a1[0], a1[1], a2 … (never past argc)."""
+    new = _arg_key(key)
+    if new is None or (argc is not None and new[0] >= argc):
+        return False
+    if cur == "argc":
+        return new[0] == 0 and new[1] != "chunk"
+    old = _arg_key(cur)
+    if old is None:
+        return True
+    n, kind, idx = old
+    if kind == "len":
+        return new == (n, "chunk", 0)
+    if kind == "chunk" and new == (n, "chunk", idx + 1):
+        return True
+    return new[0] == n + 1 and new[1] != "chunk"
+
+
+def _starts_field(type_name: str, cur: str, key: str, argc: int | None) -> bool:
+    """Does the piece `key=…` start a new field after field `cur` of an `ausearch -i` record?"""
+    if type_name in _TO_EOL:
+        return False
+    if type_name == "EXECVE":
+        return _execve_next(cur, key, argc)
+    order = _ORDER_INDEX.get(type_name)
+    if order is None or cur not in _SPACED:
+        return True
+    if key == cur == "key":  # several rule keys: `key=exec key=64bit`
+        return True
+    return order.get(key, -1) > order.get(cur, len(order))
+
+
+def _interpreted_fields(tokens: list[Token], line: str, end: int, type_name: str, inner: bool) -> list[Field]:
+    """Join the space-split pieces of an `ausearch -i` body back into fields. A value runs up to
+    the single space before the next field's key (so inner spaces survive exactly)."""
+    spans: list[tuple[str, int, int]] = []  # key, value start, piece start
+    lead: tuple[int, int] | None = None  # free words before the first pair
+    argc: int | None = None
+    for tok in tokens:
+        if tok.type == "IWORD" or (spans and not inner and not _starts_field(type_name, spans[-1][0], _key(tok), argc)):
+            if not spans:
+                lead = (lead[0] if lead else tok.start_pos, tok.end_pos)
+            continue
+        key, raw, start = _pair(tok)
+        if key == "argc" and type_name == "EXECVE" and raw.isdecimal():
+            argc = int(raw)
+        spans.append((key, start, tok.start_pos))
+    fields = [] if lead is None or inner else [_text_field(line[lead[0] : lead[1]])]
+    for i, (key, start, _) in enumerate(spans):
+        stop = spans[i + 1][2] - 1 if i + 1 < len(spans) else end
+        raw = line[start:max(stop, start)]
+        if raw.startswith("'") and raw.endswith("'") and key == "msg" and len(raw) >= 2:
+            fields.append(Field(key, raw, raw[1:-1].encode("utf-8", "surrogateescape"), ValueKind.INTERPRETED))
+            fields.extend(_interpreted_msg(raw[1:-1]))
+        else:
+            fields.append(_interpreted_field(key, raw))
+    return fields
+
+
+def _key(tok: Token) -> str:
+    return tok.value.partition("=")[0]
+
+
+def _interpreted_msg(inner: str) -> list[Field]:
+    """Inner pairs of an interpreted `msg='…'`; any `k=` piece starts a field there."""
+    try:
+        tree = _lark().parse(inner, start="imsg_body")
+    except LarkError:
+        return []
+    return _interpreted_fields(_body_tokens(tree), inner, len(inner.rstrip(" ")), "", inner=True)
+
+
+# --------------------------------------------------------------------------- tree walking
+
+
+def _body_tokens(tree: Tree | None) -> list[Token]:
+    """Tokens of a `body`/`ibody`/`enrichment` subtree (or of a `msg_body` wrapper)."""
+    if tree is None:
+        return []
+    out: list[Token] = []
+    for child in tree.children:
+        if isinstance(child, Tree):
+            out.extend(_body_tokens(child))
+        else:
+            out.append(child)
+    return out
+
+
+def _subtree(children: list, name: str) -> Tree | None:
+    for child in children:
+        if isinstance(child, Tree) and child.data == name:
+            return child
+    return None
+
+
+def _token(children: list, name: str) -> Token | None:
+    for child in children:
+        if isinstance(child, Token) and child.type == name:
+            return child
+    return None
+
+
+@dataclass(slots=True)
+class _Ctx:
+    """What one parse call knows besides the line: zone of local stamps and where the line is."""
+
+    zone: _dt.tzinfo
+    source: SourceLocation
+
+
+def _from_tree(tree: Tree, line: str, ctx: _Ctx) -> Record:
+    top = tree.children[0]  # `line`
+    parts = top.children
+    syslog = _subtree(parts, "syslog")
+    host = _token(syslog.children, "HOST").value if syslog is not None else None
+    if _subtree(parts, "journal_short") is not None:
+        raise ParseError("journald short form (TYPE body) carries no audit(…) stamp: no event id")
+    record = _subtree(parts, "record")
+    assert record is not None  # the grammar has no third form
+    node_tok = _token(record.children, "NODE")
+    node = node_tok.value[5:] if node_tok is not None else host
+    type_name, type_num = _type_of(_token(record.children, "TYPE").value[5:])
+    header = record.children[-1]
+    if header.data == "no_event_id":
+        raise ParseError("record has no audit(…) stamp (`msg=?`): no event id")
+    if header.data == "interpreted_header":
+        stamp = _token(header.children, "LOCAL_STAMP")
+        eid = _local_event_id(stamp.value, ctx.zone)
+        end = len(line) - 1 if line.endswith(" ") else len(line)
+        tokens = _body_tokens(_subtree(header.children, "ibody"))
+        fields = _interpreted_fields(tokens, line, end, type_name, inner=False)
+        return Record(type_name, type_num, node, eid, tuple(fields), (), True, ctx.source)
+    stamp = _token(header.children, "RAW_STAMP").value
+    sec, _, rest = stamp[6:-1].partition(".")
+    frac, _, serial = rest.partition(":")
+    eid = _event_id(sec, frac, serial)
+    tokens = _body_tokens(_subtree(header.children, "body"))
+    tail = _body_tokens(_subtree(header.children, "enrichment"))
+    if syslog is not None and not tail:
+        tokens, tail = _syslog_enrichment(tokens)
+    fields = _raw_fields(tokens, line, type_name)
+    return Record(type_name, type_num, node, eid, tuple(fields), tuple(_enriched_fields(tail, line)), False, ctx.source)
+
+
+# --------------------------------------------------------------------------- fast path
+
+_FAST_HEAD = re.compile(r"(?:node=([^ \x1d]*) )?type=([^ \x1d]+) msg=audit\(([0-9]+)\.([0-9]{3}):([0-9]+)\):")
+_FAST_PAIRS = re.compile(r"(?: +[A-Za-z_][A-Za-z0-9_\-]*(?:\[\d+\])?=(?:\"[^\" \x1d]*\"|[^ \x1d\"'{}]*))* *\Z")
+
+
+def _fast_body(body: str, type_name: str, enriched: bool = False) -> list[Field] | None:
+    """Fields of a body made only of ` key=value` pairs with simple values, else None."""
+    if not _FAST_PAIRS.match(body if body[:1] == " " or not body else " " + body):
+        return None
+    short, full = _short_field, _raw_field
+    return [
+        (short if len(raw) < _SHORT else full)(key, raw, type_name, enriched)
+        for key, _, raw in (p.partition("=") for p in body.split())
+    ]
+
+
+def _fast_parse(line: str, source: SourceLocation) -> Record | None:
+    """The common raw line, or None when the grammar has to decide."""
+    m = _FAST_HEAD.match(line)
+    if m is None:
+        return None
+    node, written, sec, frac, serial = m.groups()
+    body = line[m.end() :]
+    body, sep, tail = body.partition("\x1d")
+    if body and body[0] != " ":
+        return None
+    type_name, type_num = _type_of(written)
+    fields = _fast_body(body, type_name)
+    if fields is None:
+        return None
+    enriched: list[Field] = []
+    if sep:
+        if "\x1d" in tail or tail[:1] == " ":
+            return None
+        got = _fast_body(tail, type_name, enriched=True)
+        if got is None:
+            return None
+        enriched = got
+    return Record(type_name, type_num, node, _event_id(sec, frac, serial), tuple(fields), tuple(enriched), False, source)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _describe(exc: UnexpectedInput, line: str) -> str:
+    if isinstance(exc, UnexpectedEOF):
+        return "line ends too early (truncated record?)"
+    if isinstance(exc, UnexpectedCharacters):
+        return f"unexpected character {line[exc.pos_in_stream]!r}"
+    if isinstance(exc, UnexpectedToken):
+        if exc.token.type == "$END":
+            return "line ends too early (truncated record?)"
+        expected = ", ".join(sorted(exc.expected)[:6])
+        return f"unexpected {exc.token.value[:40]!r}; expected {expected}"
+    return "not an audit record"
+
+
+def _grammar_parse(text: str, zone: _dt.tzinfo, source: SourceLocation) -> Record:
+    """The record the grammar reads from `text` (one line, line end already removed)."""
+    try:
+        tree = _lark().parse(text, start="start")
+    except UnexpectedInput as exc:
+        raise ParseError(_describe(exc, text), column=exc.column, text=text[:200]) from None
+    return _from_tree(tree, text, _Ctx(zone, source))
+
+
+class Parser:
+    """Reads audit record lines of any supported text form into `Record`s.
+
+    `tz` is the zone of local times written by `ausearch -i` (None: this machine's zone).
+    `path` names the input in error messages. A Parser holds no state between lines.
+    """
+
+    __slots__ = ("_zone", "_path")
+
+    def __init__(self, *, tz: _dt.tzinfo | None = None, path: str = "<input>") -> None:
+        self._zone = tz if tz is not None else _dateutil_tz.tzlocal()
+        self._path = path
+
+    def parse(self, line: str | bytes, lineno: int = 0) -> Record | None:
+        """The record of one line; None for blank lines, `#` comments and ausearch `----`
+        separators (and its `time->` lines); `ParseError` for everything else it cannot read."""
+        try:
+            text = _as_text(line)
+            stripped = text.strip()
+            if not stripped or stripped.startswith(_SKIP_PREFIXES):
+                return None
+            if len(text) > MAX_LINE:
+                raise ParseError(f"line is {len(text)} characters long; audit records are at most {MAX_LINE}")
+            source = SourceLocation(self._path, lineno)
+            return _fast_parse(text, source) or _grammar_parse(text, self._zone, source)
+        except ParseError as exc:
+            exc.located(self._path, lineno)
+            raise
+        except Exception as exc:  # noqa: BLE001 - the contract: a bad line never escapes as another type
+            raise ParseError(f"{_INTERNAL}: {exc!r}", path=self._path, line=lineno) from exc
+
+
+def _as_text(line: str | bytes) -> str:
+    """Bytes -> str losslessly (invalid UTF-8 kept as surrogate escapes); strip the line end."""
+    if isinstance(line, (bytes, bytearray, memoryview)):
+        text = bytes(line).decode("utf-8", "surrogateescape")
+    elif isinstance(line, str):
+        text = line
+        try:
+            text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise ParseError("line contains a lone surrogate that is not an escaped byte") from None
+    else:
+        raise ParseError(f"expected str or bytes, got {type(line).__name__}")
+    if text.endswith("\n"):
+        text = text[:-1]
+    if text.endswith("\r"):
+        text = text[:-1]
+    return text
+
+
+def parse_line(line: str | bytes, *, tz: _dt.tzinfo | None = None) -> Record | None:
+    """Parse one line with a throw-away `Parser` (convenience for tests and the REPL)."""
+    return Parser(tz=tz).parse(line)

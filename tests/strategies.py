@@ -1,0 +1,72 @@
+"""Hypothesis strategies for audit record lines, shared by the test modules.
+
+`kernel_encode` is written from the kernel's rule (reference §1.2, `audit_log_n_untrustedstring`),
+not from the parser, so round-trip tests compare two independent implementations.
+"""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+TYPE_NAMES = ("SYSCALL", "EXECVE", "PATH", "CWD", "PROCTITLE", "SOCKADDR", "USER_ACCT", "LOGIN",
+              "BPF", "UNKNOWN[1334]", "UNKNOWN[2999]", "1300", "NOT_A_TYPE")
+KEYS = ("a0", "a1", "a2[0]", "a2_len", "argc", "arch", "pid", "uid", "comm", "exe", "name", "key",
+        "cwd", "proctitle", "saddr", "subj", "res", "old-auid", "cap_fp", "data", "x")
+
+
+def kernel_encode(value: bytes) -> str:
+    """How the kernel writes an untrusted string: upper-case hex if any byte is '"', below 0x21
+    or above 0x7e, else the text in double quotes."""
+    if any(b == 0x22 or b < 0x21 or b > 0x7E for b in value):
+        return value.hex().upper()
+    return '"' + value.decode("ascii") + '"'
+
+
+_SAFE = st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="\"'{}")
+_words = st.text(_SAFE, min_size=0, max_size=12)
+
+
+@st.composite
+def raw_values(draw) -> str:
+    """A value as it may stand after `key=` in a raw line, including the irregular ones."""
+    return draw(
+        st.one_of(
+            _words,
+            st.binary(max_size=12).map(kernel_encode),
+            st.sampled_from(["(null)", "(none)", "?", "", '""', '"(null)"']),
+            st.binary(min_size=1, max_size=6).map(lambda b: b.hex().upper() + '"'),  # stray quote
+            st.binary(min_size=1, max_size=6).map(lambda b: b.hex()),  # lower-case hex
+            _words.map(lambda w: f'"{w} {w}"'),  # user-space quoting with a space
+            _words.map(lambda w: "{ " + w + " }"),
+        )
+    )
+
+
+@st.composite
+def body_items(draw) -> str:
+    """One body item: mostly `key=value`, sometimes a free word or a msg='…' body."""
+    kind = draw(st.integers(0, 9))
+    if kind == 0:
+        return draw(st.text(_SAFE, min_size=1, max_size=8).filter(lambda w: "=" not in w))
+    if kind == 1:
+        inner = " ".join(draw(st.lists(st.builds(lambda k, v: f"{k}={v}", st.sampled_from(KEYS), raw_values()), max_size=4)))
+        return f"msg='{inner}'"
+    return f"{draw(st.sampled_from(KEYS))}={draw(raw_values())}"
+
+
+@st.composite
+def raw_lines(draw) -> str:
+    """Raw audit.log lines, from the plain ones the fast path takes to irregular ones it must
+    leave to the grammar (free words, msg bodies, spaces in quotes, enriched tails, odd spacing)."""
+    node = draw(st.one_of(st.none(), st.text(_SAFE, max_size=8)))
+    head = (f"node={node} " if node is not None else "") + f"type={draw(st.sampled_from(TYPE_NAMES))}"
+    sec = draw(st.integers(0, 4_000_000_000))
+    ms = draw(st.integers(0, 999))
+    serial = draw(st.integers(0, 2**32 - 1))
+    items = draw(st.lists(body_items(), max_size=8))
+    sep = draw(st.sampled_from([" ", " ", "  "]))
+    line = f"{head} msg=audit({sec}.{ms:03d}:{serial}):" + "".join(sep + item for item in items)
+    if draw(st.booleans()):
+        tail = draw(st.lists(st.builds(lambda k, v: f"{k}={v}", st.sampled_from(["UID", "AUID", "ARCH", "SADDR"]), raw_values()), max_size=4))
+        line += "\x1d" + " ".join(tail)
+    return line + draw(st.sampled_from(["", " ", "\n"]))
