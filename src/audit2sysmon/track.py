@@ -14,7 +14,7 @@ used entries are dropped once `capacity` is reached, like Sysmon's own cache.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 Origin = Literal["exec", "observed", "fork"]
@@ -47,9 +47,7 @@ class ProcessTable:
     """(node, pid) → the latest known `Process`, least recently used first."""
 
     capacity: int = 131072
-
-    def __post_init__(self) -> None:
-        self._table: OrderedDict[ProcessKey, Process] = OrderedDict()
+    _table: OrderedDict[ProcessKey, Process] = field(default_factory=OrderedDict, init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self._table)

@@ -27,7 +27,7 @@ def read_passwd(path: str | os.PathLike[str]) -> dict[int, str]:
                 if not line.strip() or line.startswith("#"):
                     continue
                 parts = line.rstrip("\n").split(":")
-                if len(parts) < 3 or not parts[2].isdigit():
+                if len(parts) < 3 or not parts[2].isdecimal():
                     raise ConfigError(
                         "not a passwd line (name:password:uid:…)", path=os.fspath(path), line=lineno
                     )
@@ -70,13 +70,13 @@ class UserDb:
 
     def uid(self, name: str) -> int | None:
         """The uid for a name printed by `ausearch -i` (`root`, `unset`, `unknown(1234)`, `1000`)."""
-        if name.isdigit():
+        if name.isdecimal():
             return int(name)
         if name == "root":
             return 0
         if name == "unset":
             return UNSET_ID
-        if name.startswith("unknown(") and name.endswith(")") and name[8:-1].isdigit():
+        if name.startswith("unknown(") and name.endswith(")") and name[8:-1].isdecimal():
             return int(name[8:-1])
         if name in self._uids:
             return self._uids[name]
