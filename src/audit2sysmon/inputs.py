@@ -1,0 +1,245 @@
+"""The command's inputs: compressed files, rotated sets in age order, and a log that grows.
+
+Three facts about how audit logs sit on disk shape this module:
+
+* logrotate and archives compress them, not always with a telling suffix, so the format is
+  read from the magic bytes (gzip, bzip2, xz: all in the standard library);
+* auditd rotates `audit.log` into `audit.log.1`, `.2`, … (the highest number is the oldest), and
+  a conversion must read them oldest first so that a parent's exec is seen before its child's;
+* a live log is appended to, rotated (renamed, a new file created) and sometimes truncated,
+  and a follower must survive all three as `tail -F` does.
+
+Lines are bytes with their `\\n`; decoding is the parser's job (it keeps invalid UTF-8).
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import os
+import re
+import select
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, cast
+
+__all__ = [
+    "POLL_INTERVAL",
+    "LineSplitter",
+    "Source",
+    "expand_directory",
+    "follow_fd",
+    "follow_file",
+    "open_source",
+    "order_inputs",
+]
+
+POLL_INTERVAL = 0.25
+"""Seconds between looks at a followed file that has nothing new (tail -F uses 1 s)."""
+
+_MAGIC: tuple[tuple[bytes, Callable[[io.BufferedReader], io.BufferedIOBase]], ...] = (
+    (b"\x1f\x8b", lambda raw: gzip.GzipFile(fileobj=raw)),
+    (b"BZh", bz2.BZ2File),
+    (b"\xfd7zXZ\x00", lzma.LZMAFile),
+)
+_COMPRESSED_SUFFIX = r"(?:\.(?:gz|bz2|xz))?"
+_ROTATED = re.compile(rf"(?P<base>.+)\.(?P<number>\d+){_COMPRESSED_SUFFIX}\Z")
+_BASE_NAME = "audit.log"
+
+
+@dataclass(slots=True)
+class Source:
+    """One opened input: `lines` to read, `raw` the file under any decompressor.
+
+    `raw.tell()` is how far into the file on disk the reader is, which is what a progress
+    bar over file sizes needs (a compressed file's text is longer than the file).
+    """
+
+    name: str
+    lines: io.BufferedIOBase
+    raw: io.BufferedReader
+
+    def position(self) -> int:
+        """Bytes of the file on disk consumed so far."""
+        return self.raw.tell()
+
+    def close(self) -> None:
+        self.lines.close()
+        self.raw.close()
+
+
+def open_source(path: str, stdin: BinaryIO | None = None) -> Source:
+    """Open `path` (or `stdin` when path is `-`), decompressing by magic bytes.
+
+    Raises OSError when the file cannot be opened; a damaged compressed stream raises
+    (OSError, EOFError, lzma.LZMAError) later, while it is read.
+    """
+    if path == "-":
+        if stdin is None:
+            raise ValueError("path '-' needs the stdin stream")
+        raw = stdin if isinstance(stdin, io.BufferedReader) else io.BufferedReader(cast(io.RawIOBase, stdin))
+        name = "<stdin>"
+    else:
+        raw = open(path, "rb")  # noqa: SIM115 - owned by the Source, closed by Source.close
+        name = path
+    head = raw.peek(6)[:6]
+    for magic, opener in _MAGIC:
+        if head.startswith(magic):
+            return Source(name, opener(raw), raw)
+    return Source(name, raw, raw)
+
+
+def rotation_number(path: str) -> tuple[str, int]:
+    """(base, n) for a member of a rotated set: `audit.log.2.gz` → (`audit.log`, 2).
+
+    The live file itself is number 0; any other name is a set of its own.
+    """
+    match = _ROTATED.match(path)
+    if match is None:
+        return path, 0
+    return match["base"], int(match["number"])
+
+
+def order_inputs(paths: Iterable[str]) -> list[str]:
+    """The paths in conversion order: members of one rotated set oldest first.
+
+    Sets keep the place of their first member on the command line, so unrelated files are
+    still read in the order given; inside a set the highest number comes first and the live
+    file last. `-` (standard input) is never part of a set.
+    """
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for index, path in enumerate(paths):
+        base, number = (f"\0stdin{index}", 0) if path == "-" else rotation_number(path)
+        groups.setdefault(base, []).append((number, path))
+    return [
+        path
+        for members in groups.values()
+        for _, path in sorted(members, key=lambda member: -member[0])
+    ]
+
+
+def expand_directory(directory: str) -> list[str]:
+    """The audit.log files of a log directory (`audit.log`, `audit.log.N[.gz|.bz2|.xz]`)."""
+    names = [
+        name
+        for name in os.listdir(directory)
+        if name == _BASE_NAME or rotation_number(name)[0] == _BASE_NAME
+    ]
+    paths = [os.path.join(directory, name) for name in sorted(names)]
+    return [path for path in paths if os.path.isfile(path)]
+
+
+class LineSplitter:
+    """Cuts chunks of a byte stream into whole lines; a line without its `\\n` waits."""
+
+    __slots__ = ("_partial",)
+
+    def __init__(self) -> None:
+        self._partial = b""
+
+    def push(self, chunk: bytes) -> list[bytes]:
+        """The complete lines (with `\\n`) that `chunk` finishes."""
+        if b"\n" not in chunk:
+            self._partial += chunk
+            return []
+        parts = (self._partial + chunk).split(b"\n")
+        self._partial = parts.pop()
+        return [part + b"\n" for part in parts]
+
+    def rest(self) -> bytes:
+        """What is left after the last `\\n` (the stream has ended), and forget it."""
+        rest, self._partial = self._partial, b""
+        return rest
+
+
+_CHUNK = 1 << 16
+
+
+def follow_file(
+    path: str, stop: threading.Event, poll_interval: float = POLL_INTERVAL
+) -> Iterator[bytes | None]:
+    """Lines of `path` from its start, then its new lines as they are written, like `tail -F`.
+
+    Yields None each time it has caught up (nothing more to read right now): the caller's
+    moment to flush output. Survives rotation (the name points to a new file: the old one is
+    read to its end, then the new one from its start), truncation (the file got shorter than
+    what was read: read again from the start) and a missing file (wait for it). Ends when
+    `stop` is set. A truncation that the file outgrows between two looks is not seen, as with
+    tail. Other errors (permissions) raise OSError.
+    """
+    handle: io.FileIO | None = None
+    splitter = LineSplitter()
+    try:
+        while not stop.is_set():
+            if handle is None:
+                handle = _open_if_there(path)
+                if handle is None:
+                    yield None
+                    stop.wait(poll_interval)
+                    continue
+            chunk = handle.read(_CHUNK)
+            if chunk:
+                yield from splitter.push(chunk)
+                continue
+            yield None
+            if stop.is_set():
+                break
+            current = _stat_if_there(path)
+            opened = os.fstat(handle.fileno())
+            if current is not None and (current.st_ino, current.st_dev) != (opened.st_ino, opened.st_dev):
+                yield from splitter.push(handle.read())
+                rest = splitter.rest()
+                if rest:
+                    yield rest
+                handle.close()
+                handle = None
+                continue
+            if opened.st_size < handle.tell():
+                splitter.rest()
+                handle.seek(0)
+                continue
+            stop.wait(poll_interval)
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+def follow_fd(fd: int, stop: threading.Event, poll_interval: float = POLL_INTERVAL) -> Iterator[bytes | None]:
+    """Lines of a pipe or terminal as they come, until its end or until `stop` is set.
+
+    Waits with select() so a stop request is seen within `poll_interval` even while no line
+    arrives (a blocking read would only return with the next line). Yields None after each
+    chunk it has passed on and after each quiet poll: the caller's moment to flush. A last
+    line without `\\n` is passed on at the end of the stream.
+    """
+    splitter = LineSplitter()
+    while not stop.is_set():
+        ready, _, _ = select.select([fd], [], [], poll_interval)
+        if not ready:
+            yield None
+            continue
+        chunk = os.read(fd, _CHUNK)
+        if not chunk:
+            rest = splitter.rest()
+            if rest:
+                yield rest
+            return
+        yield from splitter.push(chunk)
+        yield None
+
+
+def _open_if_there(path: str) -> io.FileIO | None:
+    try:
+        return io.FileIO(path, "r")
+    except FileNotFoundError:
+        return None
+
+
+def _stat_if_there(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None

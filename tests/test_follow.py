@@ -1,0 +1,212 @@
+"""Following a growing log: appends, partial lines, rotation, truncation, and clean stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from audit2sysmon import Converter, Options
+from audit2sysmon.cli import main
+from audit2sysmon.inputs import LineSplitter, follow_file
+
+LIVE = Path(__file__).parent / "fixtures" / "live"
+DEV = LIVE / "dev-raw" / "audit.log"
+PASSWD = LIVE / "passwd"
+MACHINE = "3d1219c7"
+UTC = ZoneInfo("UTC")
+FIXED = ["--passwd", str(PASSWD), "--no-local-users", "--machine-id", MACHINE, "--tz", "UTC", "--hostname", "testhost"]
+DEADLINE = 60.0  # seconds a helper waits for the follower before giving up (never reached when it works)
+
+
+def following_options() -> Options:
+    """The options the CLI builds for `--follow` with FIXED (no holding back for parents)."""
+    return Options.from_kwargs(
+        machine_id=MACHINE, passwd=PASSWD, local_users=False, tz=UTC, hostname="testhost", hold_for_parent=False
+    )
+
+
+def library_output(lines: list[bytes]) -> tuple[bytes, bytes]:
+    """(what is written before the end of input, everything): the library's view of the stream."""
+    conv = Converter(following_options())
+    live = [event for line in lines for event in conv.feed(line)]
+    final = live + conv.flush()
+
+    def text(events):
+        return b"".join((event.to_syslog(UTC) + "\n").encode() for event in events)
+
+    return text(live), text(final)
+
+
+def wait_for(predicate, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.01)
+
+
+def until_caught_up(lines) -> list[bytes]:
+    """Lines from a follow generator up to its next 'caught up' marker."""
+    got = []
+    for line in lines:
+        if line is None:
+            return got
+        got.append(line)
+    return got
+
+
+# -- the follower on its own -----------------------------------------------------------------
+
+
+@given(st.lists(st.binary(max_size=40), max_size=20))
+def test_line_splitter_gives_the_lines_whatever_the_chunks(chunks):
+    splitter = LineSplitter()
+    lines = [line for chunk in chunks for line in splitter.push(chunk)]
+    data = b"".join(chunks)
+    assert data == b"".join(lines) + splitter.rest()
+    assert all(line.endswith(b"\n") and line.count(b"\n") == 1 for line in lines)
+    assert data.count(b"\n") == len(lines)
+
+
+def test_follow_file_growth_partial_lines_truncation_and_rotation(tmp_path):
+    log = tmp_path / "audit.log"
+    stop = threading.Event()
+    lines = follow_file(str(log), stop, poll_interval=0)
+    assert [] == until_caught_up(lines)  # not there yet: it waits
+    log.write_bytes(b"one\ntw")
+    assert [b"one\n"] == until_caught_up(lines)  # half a line waits for its end
+    with open(log, "ab") as handle:
+        handle.write(b"o\nthree\n")
+    assert [b"two\n", b"three\n"] == until_caught_up(lines)
+    log.write_bytes(b"new\n")  # truncated and rewritten, shorter than what was read
+    assert [b"new\n"] == until_caught_up(lines)
+    with open(log, "ab") as old:  # the writer still holds the file it writes
+        log.rename(tmp_path / "audit.log.1")
+        old.write(b"last words\nunfinished")
+    log.write_bytes(b"fresh\n")
+    assert [b"last words\n", b"unfinished", b"fresh\n"] == until_caught_up(lines)
+    stop.set()
+    assert [] == list(lines)
+
+
+# -- the command -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_default_sigterm():
+    """A SIGTERM that misses audit2sysmon's handler fails the test instead of killing the run."""
+
+    def missed(signum, frame):
+        raise AssertionError("SIGTERM arrived while audit2sysmon's handler was not installed")
+
+    previous = signal.signal(signal.SIGTERM, missed)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+def test_follow_survives_rotation_and_stops_cleanly_on_sigterm(tmp_path, no_default_sigterm):
+    lines = DEV.read_bytes().splitlines(keepends=True)
+    data = b"".join(lines)
+    quarter = len(data) // 4
+    # Cut at byte offsets, so lines are split across writes (and across the rotation).
+    part_a, part_b, part_c, part_d = [data[i * quarter : (i + 1) * quarter] for i in range(3)] + [data[3 * quarter :]]
+    live, final = library_output(lines)
+    log, out = tmp_path / "audit.log", tmp_path / "out.log"
+    log.write_bytes(part_a)
+
+    def writer() -> None:
+        try:
+            wait_for(lambda: out.exists() and out.stat().st_size > 0, "the first events")
+            with open(log, "ab") as old:
+                old.write(part_b)
+                old.flush()
+                log.rename(tmp_path / "audit.log.1")  # rotation: the old file keeps its writer
+                old.write(part_c)
+            log.write_bytes(part_d)
+            wait_for(lambda: out.read_bytes() == live, "every event the stream completes")
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    status = main([*FIXED, "--follow", "-o", str(out), str(log)], poll_interval=0.01, idle_close=3600)
+    thread.join()
+    assert 0 == status
+    assert final == out.read_bytes()  # SIGTERM flushed the events still open
+
+
+def test_follow_reads_the_older_files_of_a_set_first(tmp_path, no_default_sigterm):
+    lines = DEV.read_bytes().splitlines(keepends=True)
+    half = len(lines) // 2
+    (tmp_path / "audit.log.1").write_bytes(b"".join(lines[:half]))
+    (tmp_path / "audit.log").write_bytes(b"".join(lines[half:]))
+    live, final = library_output(lines)
+    out = tmp_path / "out.log"
+
+    def stopper() -> None:
+        try:
+            wait_for(lambda: out.exists() and out.read_bytes() == live, "the set's events")
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=stopper)
+    thread.start()
+    status = main([*FIXED, "--follow", "-o", str(out), str(tmp_path)], poll_interval=0.01, idle_close=3600)
+    thread.join()
+    assert 0 == status
+    assert final == out.read_bytes()
+
+
+def test_quiet_log_releases_an_event_that_never_closes(tmp_path, no_default_sigterm):
+    # An exec whose PROCTITLE never comes: only the log going quiet can close it.
+    lines = DEV.read_bytes().splitlines(keepends=True)
+    first_exec = next(i for i, line in enumerate(lines) if b" syscall=59 success=yes " in line)
+    serial = lines[first_exec].split(b"msg=audit(")[1].split(b")")[0]
+    event = [line for line in lines if b"msg=audit(%s)" % serial in line and b"type=PROCTITLE" not in line]
+    log, out = tmp_path / "audit.log", tmp_path / "out.log"
+    log.write_bytes(b"".join(event))
+
+    def stopper() -> None:
+        try:
+            wait_for(lambda: out.exists() and b"<EventID>1</EventID>" in out.read_bytes(), "the idle close")
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=stopper)
+    thread.start()
+    status = main([*FIXED, "--follow", "-o", str(out), str(log)], poll_interval=0.01, idle_close=0.05)
+    thread.join()
+    assert 0 == status
+    assert 1 == out.read_bytes().count(b"\n")
+
+
+def test_follow_standard_input_until_sigint(tmp_path):
+    lines = DEV.read_bytes().splitlines(keepends=True)
+    live, final = library_output(lines)
+    out = tmp_path / "out.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audit2sysmon", *FIXED, "--follow", "-o", str(out), "-"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        proc.stdin.write(b"".join(lines))
+        proc.stdin.flush()  # the pipe stays open: only the signal ends the run
+        wait_for(lambda: out.exists() and out.read_bytes() == live, "the streamed events")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=DEADLINE)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert (0, b"") == (proc.returncode, err)
+    assert final == out.read_bytes()
