@@ -164,7 +164,8 @@ def test_pid_reuse_does_not_inherit_the_old_identity():
         + common.format(ppid=500, pid=501, comm="child", exe="/usr/bin/child"),
     ]
     events = list(convert(lines, hostname="h", machine_id="01020304", local_users=False))
-    old, child = events
+    old, terminated, child = events
+    assert (5, old.get("ProcessGuid")) == (terminated.event_id, terminated.get("ProcessGuid"))
     assert "/usr/bin/new" == child.get("ParentImage")
     assert old.get("ProcessGuid") != child.get("ParentProcessGuid")
     assert ZERO_GUID != child.get("ParentProcessGuid")

@@ -1,8 +1,20 @@
-"""Audit events → Sysmon for Linux events, with the process table behind the parent fields.
+"""Audit events → Sysmon for Linux events, with the process table behind the process fields.
 
-Each `AuditEvent` is read once: its SYSCALL record teaches the process table (track.py)
-and, for a successful execve/execveat, becomes a ProcessCreate whose fields follow Sysmon's
-own semantics (see docs/mapping.md for the table of sources and deliberate differences).
+Each `AuditEvent` is read once: its SYSCALL record teaches the process table (track.py) and,
+by the syscall it names, may become one Sysmon event whose fields follow Sysmon's own
+semantics (docs/mapping.md has the table of sources and deliberate differences):
+
+| syscall (successful)                      | Sysmon event                          |
+|-------------------------------------------|---------------------------------------|
+| execve, execveat                          | 1 ProcessCreate                       |
+| connect (also EINPROGRESS), accept(4)     | 3 NetworkConnect, inet/inet6 only     |
+| exit_group; an ANOM_ABEND record          | 5 ProcessTerminate                    |
+| open, openat, openat2 of a block device   | 9 RawAccessRead, unless write-only    |
+| open, openat, openat2, creat: PATH CREATE | 11 FileCreate                         |
+| unlink, unlinkat: PATH DELETE, not a dir  | 23 FileDelete                         |
+
+socket() and bind() are read for the protocol and local address of later connects/accepts.
+Every event kind goes through the same outbox, so output order is log order.
 
 Parents: a child names its parent by pid. When the parent's identity is already known the
 event is final at once. When it is not, and holding is allowed (batch conversion), the
@@ -15,29 +27,53 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import _tables
+from . import sockaddr
 from .argv import execve_argv
+from .calls import EINPROGRESS, Call, call_of
 from .correlate import AuditEvent
 from .guid import ZERO_GUID, event_key, logon_guid, machine_id_from_node, sysmon_guid
 from .options import Options
+from .paths import PATH, PathItem, PathResolver, cwd_of, path_items
 from .records import Record, ValueKind
+from .sockaddr import SocketAddress, SocketInfo, SocketTable
 from .sysmon import SysmonEvent, format_utc_time, make_event
 from .track import Process, ProcessTable
 from .users import UNSET_ID, UserDb
 
 SYSCALL = 1300
+SOCKADDR = 1306
 EXECVE = 1309
-CWD = 1307
 PROCTITLE = 1327
 LOGIN = 1006
+ANOM_ABEND = 1701
+UNKNOWN_PROCESS = "<unknown process>"
+# Calls whose relative names start at the directory fd in a0 rather than at the CWD.
+DIRFD_CALLS = frozenset(
+    {
+        "openat", "openat2", "unlinkat", "mkdirat", "mknodat", "fchmodat", "fchownat", "newfstatat",
+        "fstatat64", "faccessat", "faccessat2", "readlinkat", "utimensat", "futimesat", "execveat",
+        "statx", "name_to_handle_at",
+    }
+)
+# Calls with two directory fds (or one not in a0): only their absolute names are learned.
+OTHER_DIRFD_CALLS = frozenset({"renameat", "renameat2", "linkat", "symlinkat"})
+# Where the open flags are: open(path, flags), openat(dirfd, path, flags); openat2 passes a
+# struct whose flags audit does not log, creat() is write-only.
+OPEN_FLAGS_ARG = {"open": 1, "openat": 2}
+O_ACCMODE, O_WRONLY = 3, 1
+# socket(2) types and protocols that are TCP or UDP (SOCK_STREAM/DGRAM, IPPROTO_IP/TCP/UDP).
+SOCKET_TYPES = {1: "tcp", 2: "udp"}
+INET_PROTOCOLS = frozenset({0, 6, 17})
 
 
 @dataclass(slots=True)
 class _Pending:
-    """A ProcessCreate whose values are known except, perhaps, its parent's identity."""
+    """An event in the outbox; a ProcessCreate may still wait for its parent's identity."""
 
+    event_id: int
     values: dict[str, str]
     node: str | None
     computer: str
@@ -68,6 +104,8 @@ class Mapper:
         self._outbox: deque[_Pending] = deque()
         self._waiting: dict[tuple[str | None, int], list[_Pending]] = {}
         self._logins: dict[tuple[str | None, int], int] = {}
+        self._sockets = SocketTable()
+        self._paths = PathResolver()
         self._machine_ids: dict[str, int] = {}
         self._record_id = options.first_record_id
         self._seq = 0
@@ -81,6 +119,8 @@ class Mapper:
         for rec in event.records:
             if rec.type_num == LOGIN:
                 self._learn_login(event.node, rec)
+            elif rec.type_num == ANOM_ABEND:
+                self._abend(event, rec)
         syscall = event.first(SYSCALL)
         if syscall is not None:
             self._learn_syscall(event, syscall)
@@ -103,34 +143,35 @@ class Mapper:
         pid = self._number(rec, "pid")
         if pid is None:
             return
-        node = event.node
-        name = _syscall_name(rec)
-        success = _success(rec)
-        if name in ("execve", "execveat"):
-            if success:
-                self.stats.exec_syscalls += 1
-                self._process_create(event, rec, pid)
-                return
+        call = call_of(event, rec)
+        if call.name in ("execve", "execveat") and call.success:
+            self.stats.exec_syscalls += 1
+            self._process_create(event, rec, pid)
+            return
         # Any other syscall shows the process doing something: its identity so far.
-        self._observe(event, rec, pid)
-        if success and name in ("clone", "clone3", "fork", "vfork"):
-            child = self._number(rec, "exit")
-            parent = self.table.get(node, pid)
-            if child and child > 0 and parent is not None and not self._known_since(node, child, event):
-                self.table.put(
-                    node,
-                    Process(
-                        child,
-                        self._guid(node, event, child),
-                        parent.image,
-                        parent.command_line,
-                        parent.uid,
-                        event.event_id.msec,
-                        "fork",
-                    ),
-                )
-        elif name == "exit_group":
-            self.table.exited(node, pid)
+        proc = self._observe(event, rec, pid)
+        if event.first(PATH) is not None:
+            self._paths.learn(event.node, event, _relative_to_cwd(call, learning=True))
+        handler = _HANDLERS.get(call.name or "")
+        if handler is not None:
+            handler(self, event, rec, call, proc)
+
+    def _fork(self, event: AuditEvent, rec: Record, call: Call, parent: Process) -> None:
+        node = event.node
+        child = call.exit_code()
+        if call.success and child and child > 0 and not self._known_since(node, child, event):
+            self.table.put(
+                node,
+                Process(
+                    child,
+                    self._guid(node, event, child),
+                    parent.image,
+                    parent.command_line,
+                    parent.uid,
+                    event.event_id.msec,
+                    "fork",
+                ),
+            )
 
     def _known_since(self, node: str | None, pid: int, event: AuditEvent) -> bool:
         """True when `pid` already has an identity from this event's time on.
@@ -142,7 +183,7 @@ class Mapper:
         known = self.table.get(node, pid)
         return known is not None and known.start_msec >= event.event_id.msec
 
-    def _observe(self, event: AuditEvent, rec: Record, pid: int) -> None:
+    def _observe(self, event: AuditEvent, rec: Record, pid: int) -> Process:
         """A process seen doing something: keep its identity, or learn a new one."""
         node = event.node
         image = rec.text("exe")
@@ -165,6 +206,7 @@ class Mapper:
             if title:
                 self.table.learn_command_line(node, pid, title)
         self._resolve_waiting(node, pid, known)
+        return known
 
     # -- ProcessCreate -------------------------------------------------------------------
 
@@ -177,7 +219,6 @@ class Mapper:
         ppid = self._number(rec, "ppid")
         image = rec.text("exe")
         command_line = _command_line(event, rec)
-        cwd_rec = event.first(CWD)
         ses = self._number(rec, "ses")
         guid = sysmon_guid(machine, msec // 1000, event_key(node, msec, event.event_id.serial, pid))
         values = {
@@ -187,7 +228,7 @@ class Mapper:
             "ProcessId": str(pid),
             "Image": image or "-",
             "CommandLine": command_line,
-            "CurrentDirectory": (cwd_rec.text("cwd") if cwd_rec is not None else None) or "-",
+            "CurrentDirectory": cwd_of(event) or "-",
             "User": self._user_name(rec, uid),
             "LogonGuid": logon_guid(
                 machine,
@@ -201,8 +242,11 @@ class Mapper:
             "Hashes": "-",
             "ParentProcessId": str(ppid) if ppid is not None else "-",
         }
+        self.table.put(node, Process(pid, guid, image, command_line, uid, msec, "exec"))
+        if 1 not in self.options.events:
+            return
         self.stats.process_create += 1
-        pending = _Pending(values, node, computer, msec, ppid if ppid is not None else -1, False, self._seq)
+        pending = _Pending(1, values, node, computer, msec, ppid if ppid is not None else -1, False, self._seq)
         parent = self.table.get(node, ppid) if ppid is not None else None
         if parent is not None or ppid is None or not self.options.hold_for_parent:
             self._set_parent(pending, parent)
@@ -211,7 +255,6 @@ class Mapper:
             self.stats.held += 1
             self._waiting.setdefault((node, ppid), []).append(pending)
         self._outbox.append(pending)
-        self.table.put(node, Process(pid, guid, image, command_line, uid, msec, "exec"))
 
     def _set_parent(self, pending: _Pending, parent: Process | None) -> None:
         values = pending.values
@@ -235,6 +278,160 @@ class Mapper:
             if pending.waiting:
                 self._set_parent(pending, parent)
 
+    # -- ProcessTerminate ----------------------------------------------------------------
+
+    def _exit_group(self, event: AuditEvent, rec: Record, call: Call, proc: Process) -> None:
+        self._terminate(event, rec, proc)
+
+    def _abend(self, event: AuditEvent, rec: Record) -> None:
+        """ANOM_ABEND: a process killed by a core-dumping signal; it makes no exit_group."""
+        pid = self._number(rec, "pid")
+        if pid is not None:
+            self._terminate(event, rec, self._observe(event, rec, pid))
+
+    def _terminate(self, event: AuditEvent, rec: Record, proc: Process) -> None:
+        """ProcessTerminate of the identity that ended; later records of the pid start anew."""
+        self._queue(
+            5,
+            event,
+            {
+                **self._process_fields(event, proc),
+                "User": self._user_name(rec, self._number(rec, "uid")),
+            },
+        )
+        self.table.exited(event.node, proc.pid)
+
+    # -- NetworkConnect ------------------------------------------------------------------
+
+    def _socket(self, event: AuditEvent, rec: Record, call: Call, proc: Process) -> None:
+        """socket(): remember whether the new fd is TCP or UDP (other kinds are not written)."""
+        fd = call.exit_code()
+        if not call.success or fd is None or fd < 0:
+            return
+        domain = call.arg(0)
+        if domain not in (sockaddr.AF_INET, sockaddr.AF_INET6) and call.arg_text(0) not in ("inet", "inet6"):
+            return
+        self._sockets.put(event.node, proc.pid, fd, SocketInfo(_socket_protocol(call)))
+
+    def _bind(self, event: AuditEvent, rec: Record, call: Call, proc: Process) -> None:
+        """bind(): the local address of later accepts on (and connects from) this fd."""
+        fd, local = call.arg(0), _socket_address(event)
+        if call.success and fd is not None and local is not None:
+            known = self._sockets.get(event.node, proc.pid, fd)
+            self._sockets.put(event.node, proc.pid, fd, SocketInfo(known.protocol, local))
+
+    def _connect(self, event: AuditEvent, rec: Record, call: Call, proc: Process) -> None:
+        if call.success or call.exit_code() == -EINPROGRESS:
+            self._network(event, rec, call, proc, initiated=True)
+
+    def _accept(self, event: AuditEvent, rec: Record, call: Call, proc: Process) -> None:
+        if call.success:
+            self._network(event, rec, call, proc, initiated=False)
+
+    def _network(self, event: AuditEvent, rec: Record, call: Call, proc: Process, *, initiated: bool) -> None:
+        """connect: SOCKADDR is the destination; accept: it is the peer, i.e. the source.
+
+        The other end is this host's own address, which audit does not log: the bound
+        address when an audited bind() showed it, else the unspecified address, port 0.
+        """
+        remote = _socket_address(event)
+        if remote is None:
+            return
+        node, fd = event.node, call.arg(0)
+        info = self._sockets.get(node, proc.pid, fd) if fd is not None else SocketInfo()
+        if info.protocol == "other":
+            return
+        if not initiated and (accepted := call.exit_code()) is not None and accepted >= 0:
+            self._sockets.put(node, proc.pid, accepted, info)
+        local = info.local if info.local is not None and info.local.is_ipv6 == remote.is_ipv6 else None
+        local = local or sockaddr.unspecified(remote.is_ipv6)
+        source, destination = (local, remote) if initiated else (remote, local)
+        self._queue(
+            3,
+            event,
+            {
+                **self._process_fields(event, proc),
+                "User": self._user_name(rec, self._number(rec, "uid")),
+                "Protocol": info.protocol or "tcp",
+                "Initiated": "true" if initiated else "false",
+                **_endpoint("Source", source),
+                **_endpoint("Destination", destination),
+            },
+        )
+
+    # -- FileCreate, RawAccessRead, FileDelete -------------------------------------------
+
+    def _open(self, event: AuditEvent, rec: Record, call: Call, proc: Process) -> None:
+        """A created file is a FileCreate; an existing block device opened to read, a RawAccessRead."""
+        if not call.success:
+            return
+        items = path_items(event)
+        created = next((i for i in items if i.nametype == "CREATE"), None)
+        if created is not None:
+            self._file_event(11, "TargetFilename", event, rec, call, proc, created, normalise=True)
+            return
+        opened = next((i for i in reversed(items) if i.nametype != "PARENT"), None)
+        if opened is not None and opened.file_type == "block" and _opened_for_reading(call):
+            self._file_event(9, "Device", event, rec, call, proc, opened, normalise=True)
+
+    def _unlink(self, event: AuditEvent, rec: Record, call: Call, proc: Process) -> None:
+        """unlink/unlinkat of anything but a directory (Sysmon logs no rmdir)."""
+        if not call.success:
+            return
+        deleted = next((i for i in path_items(event) if i.nametype == "DELETE"), None)
+        if deleted is not None and not deleted.is_dir:
+            self._file_event(23, "TargetFilename", event, rec, call, proc, deleted, normalise=False)
+
+    def _file_event(
+        self,
+        event_id: int,
+        field: str,
+        event: AuditEvent,
+        rec: Record,
+        call: Call,
+        proc: Process,
+        item: PathItem,
+        *,
+        normalise: bool,
+    ) -> None:
+        if event_id not in self.options.events:
+            return
+        path = self._paths.resolve(
+            event.node, event, item, _relative_to_cwd(call, learning=False), normalise=normalise
+        )
+        uid = self._number(rec, "uid")
+        values = {
+            **self._process_fields(event, proc),
+            field: path or "-",
+            # Sysmon ≥ 1.1 leaves the user out for root on these events (reference §1).
+            "User": "-" if uid == 0 else self._user_name(rec, uid),
+        }
+        if event_id == 11:
+            values["CreationUtcTime"] = values["UtcTime"]
+        elif event_id == 23:
+            values.update(Hashes="-", IsExecutable="-", Archived="-")
+        self._queue(event_id, event, values)
+
+    # -- shared --------------------------------------------------------------------------
+
+    def _process_fields(self, event: AuditEvent, proc: Process) -> dict[str, str]:
+        """RuleName, UtcTime and the acting process, as every non-create event starts."""
+        return {
+            "RuleName": "-",
+            "UtcTime": format_utc_time(event.event_id.msec),
+            "ProcessGuid": proc.guid,
+            "ProcessId": str(proc.pid),
+            "Image": proc.image or UNKNOWN_PROCESS,
+        }
+
+    def _queue(self, event_id: int, event: AuditEvent, values: dict[str, str]) -> None:
+        """Put a final event in the outbox, behind everything that came before it."""
+        if event_id in self.options.events:
+            node = event.node
+            self._outbox.append(
+                _Pending(event_id, values, node, node or self._hostname, event.event_id.msec, -1, False, self._seq)
+            )
+
     # -- output --------------------------------------------------------------------------
 
     def _release(self, now_msec: int, *, force: bool) -> list[SysmonEvent]:
@@ -254,7 +451,7 @@ class Mapper:
                 if not any(p.waiting for p in siblings):
                     self._waiting.pop((head.node, head.ppid), None)
             outbox.popleft()
-            out.append(self._emit(1, head.values, head.computer, head.msec))
+            out.append(self._emit(head.event_id, head.values, head.computer, head.msec))
         return out
 
     def _emit(self, event_id: int, values: dict[str, str], computer: str, msec: int) -> SysmonEvent:
@@ -306,26 +503,6 @@ class Mapper:
         return self.users.name(uid) if uid is not None else "-"
 
 
-def _syscall_name(rec: Record) -> str | None:
-    """The syscall's name: `ausearch -i` already wrote it; raw logs need arch + number."""
-    arch, number = rec.text("arch"), rec.text("syscall")
-    if arch is None or number is None:
-        return None
-    if not number.isdecimal():
-        return number
-    arch_num = _tables.ARCH_NUMBERS.get(arch)
-    if arch_num is None:
-        try:
-            arch_num = int(arch, 16)
-        except ValueError:
-            return None
-    return _tables.syscall_name(arch_num, int(number))
-
-
-def _success(rec: Record) -> bool:
-    return rec.text("success") == "yes"
-
-
 def _proctitle(event: AuditEvent) -> str | None:
     """PROCTITLE as a command line: NUL-separated argv, joined by spaces (maybe truncated)."""
     rec = event.first(PROCTITLE)
@@ -352,3 +529,70 @@ def _tty_index(tty: str | None) -> int:
 
 
 _TTY_INDEX = re.compile(r"^(?:pts|tty)(\d+)$")
+
+
+def _relative_to_cwd(call: Call, *, learning: bool) -> bool:
+    """Whether the call's relative names start at the CWD (no dirfd, or AT_FDCWD)."""
+    if call.name in DIRFD_CALLS:
+        return call.is_dirfd_cwd(0)
+    return not (learning and call.name in OTHER_DIRFD_CALLS)
+
+
+def _opened_for_reading(call: Call) -> bool:
+    """Not write-only: O_RDONLY or O_RDWR (openat2's flags are not logged: counted as a read)."""
+    if call.name == "creat":
+        return False
+    index = OPEN_FLAGS_ARG.get(call.name or "")
+    if index is None:
+        return True
+    flags = call.arg(index)
+    if flags is not None:
+        return flags & O_ACCMODE != O_WRONLY
+    return "O_WRONLY" not in call.arg_text(index)
+
+
+def _socket_protocol(call: Call) -> str:
+    """`tcp`/`udp` from socket()'s type and protocol arguments, `other` for anything else."""
+    kind, protocol = call.arg(1), call.arg(2)
+    if kind is None:  # ausearch -i: SOCK_STREAM, SOCK_DGRAM|SOCK_CLOEXEC, …
+        text = call.arg_text(1)
+        return "udp" if "SOCK_DGRAM" in text else "tcp" if "SOCK_STREAM" in text else "other"
+    name = SOCKET_TYPES.get(kind & 0xF)
+    if name is None or (protocol is not None and protocol not in INET_PROTOCOLS):
+        return "other"
+    return name
+
+
+def _socket_address(event: AuditEvent) -> SocketAddress | None:
+    """The inet/inet6 endpoint of the event's SOCKADDR record, raw or `ausearch -i`."""
+    rec = event.first(SOCKADDR)
+    field = rec.get("saddr") if rec is not None else None
+    if field is None or field.kind is ValueKind.NULL:
+        return None
+    if field.kind is ValueKind.INTERPRETED:
+        return sockaddr.from_interpreted(field.text)
+    return sockaddr.decode(field.value)
+
+
+def _endpoint(side: str, address: SocketAddress) -> dict[str, str]:
+    return {
+        f"{side}IsIpv6": "true" if address.is_ipv6 else "false",
+        f"{side}Ip": address.ip,
+        f"{side}Hostname": "-",
+        f"{side}Port": str(address.port),
+        f"{side}PortName": "-",
+    }
+
+
+_Handler = Callable[[Mapper, AuditEvent, Record, Call, Process], None]
+# What each syscall (after a successful exec, which is handled first) does, as data.
+_HANDLERS: dict[str, _Handler] = {
+    **dict.fromkeys(("clone", "clone3", "fork", "vfork"), Mapper._fork),
+    "exit_group": Mapper._exit_group,
+    "socket": Mapper._socket,
+    "bind": Mapper._bind,
+    "connect": Mapper._connect,
+    **dict.fromkeys(("accept", "accept4"), Mapper._accept),
+    **dict.fromkeys(("open", "openat", "openat2", "creat"), Mapper._open),
+    **dict.fromkeys(("unlink", "unlinkat"), Mapper._unlink),
+}

@@ -18,6 +18,8 @@ from .guid import machine_id_from_hex
 
 InputFormat = Literal["auto", "raw", "interpreted"]
 TimeCreated = Literal["event", "now"]
+# The Sysmon EventIDs the map stage can write from audit records (docs/mapping.md).
+SUPPORTED_EVENTS = frozenset({1, 3, 5, 9, 11, 23})
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,8 @@ class Options:
             `now` the conversion time, as Sysmon itself does.
         first_record_id: EventRecordID of the first event written.
         execution_pid: the `<Execution ProcessID=…>` value (Sysmon writes its own pid).
+        events: the Sysmon EventIDs to write (`SUPPORTED_EVENTS` by default); the others
+            are still read, so the process table stays complete.
     """
 
     tz: tzinfo | None = None
@@ -52,6 +56,7 @@ class Options:
     time_created: TimeCreated = "event"
     first_record_id: int = 1
     execution_pid: int = 0
+    events: frozenset[int] = SUPPORTED_EVENTS
 
     def __post_init__(self) -> None:
         if self.input_format not in ("auto", "raw", "interpreted"):
@@ -62,6 +67,9 @@ class Options:
             raise ConfigError("the correlation window needs max_open_events >= 1 and max_event_age_ms >= 0")
         if self.machine_id is not None and not 0 <= self.machine_id <= 0xFFFFFFFF:
             raise ConfigError("machine_id must fit in 32 bits")
+        if not isinstance(self.events, frozenset) or not self.events <= SUPPORTED_EVENTS:
+            supported = ",".join(map(str, sorted(SUPPORTED_EVENTS)))
+            raise ConfigError(f"events must be a frozenset of EventIDs among {supported}, not {self.events!r}")
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> Options:
@@ -72,6 +80,8 @@ class Options:
             raise ConfigError(f"unknown option(s): {', '.join(sorted(unknown))}")
         if isinstance(kwargs.get("machine_id"), str):
             kwargs["machine_id"] = machine_id_from_hex(kwargs["machine_id"])
+        if "events" in kwargs and not isinstance(kwargs["events"], (frozenset, str)):
+            kwargs["events"] = frozenset(kwargs["events"])
         return cls(**kwargs)
 
     def hostname_or_default(self) -> str:

@@ -1,8 +1,9 @@
 """Capture what the real kernel and auditd log while the live workload runs.
 
 A private auditd (its own config, log file and empty plugin directory in a temporary directory)
-owns the audit socket for the length of one capture; execve/execveat rules for both ABIs are
-added, the workload runs, a marker exec tells when auditd has written everything, and then the
+owns the audit socket for the length of one capture; execve/execveat rules for both ABIs and
+the rules of the other Sysmon events (exit, file create/delete, block device reads, sockets) are
+added, a loop device is attached for the block read, the workload runs, a marker exec tells when auditd has written everything, and then the
 rules, the enabled flag, the backlog limit and auditd itself are put back as they were, whatever
 happened in between (``PrivateAuditd`` is a context manager; the pytest fixture uses it).
 
@@ -36,6 +37,24 @@ RULES = [
     ["-a", "always,exit", "-F", f"arch={arch}", "-S", "execve,execveat", "-k", RULE_KEY]
     for arch in ("b64", "b32")
 ]
+# The records of the other Sysmon events, as examples/audit2sysmon.rules asks for them (64-bit
+# programs only: the workload's acts are the driver's own, a 64-bit Python).
+_B64 = ["-a", "always,exit", "-F", "arch=b64"]
+RULES += [
+    [*_B64, "-S", "exit_group", "-k", RULE_KEY],
+    [*_B64, "-S", "creat", "-F", "success=1", "-k", RULE_KEY],
+    [*_B64, "-S", "open", "-F", "a1&0x40", "-F", "success=1", "-k", RULE_KEY],
+    [*_B64, "-S", "openat", "-F", "a2&0x40", "-F", "success=1", "-k", RULE_KEY],
+    [*_B64, "-S", "openat2", "-F", "success=1", "-k", RULE_KEY],
+    [*_B64, "-S", "open,openat,openat2", "-F", "filetype=block", "-F", "success=1", "-k", RULE_KEY],
+    [*_B64, "-S", "unlink,unlinkat", "-F", "success=1", "-k", RULE_KEY],
+    [*_B64, "-S", "socket", "-F", "a0=2", "-F", "success=1", "-k", RULE_KEY],
+    [*_B64, "-S", "socket", "-F", "a0=10", "-F", "success=1", "-k", RULE_KEY],
+    [*_B64, "-S", "bind", "-F", "success=1", "-k", RULE_KEY],
+    [*_B64, "-S", "connect", "-k", RULE_KEY],
+    [*_B64, "-S", "accept,accept4", "-F", "success=1", "-k", RULE_KEY],
+]
+LOOP_IMAGE_BYTES = 1 << 20
 # (LC_ALL, TZ) pairs of the ``ausearch -i`` forms, as in the corpus' interpreted-*.txt files.
 INTERPRETATIONS = [("C", "UTC"), ("de_DE.UTF-8", "Europe/Berlin"), ("en_US.UTF-8", "America/Chicago")]
 BACKLOG_LIMIT = 8192  # the kernel default (64) loses records when a 2,000-argument exec lands
@@ -307,6 +326,7 @@ class Capture:
     interpretations: dict[tuple[str, str], Path | None]
     missing: dict[tuple[str, str], str]
     lost_records: int
+    loop_missing: str | None = None
 
     @property
     def log(self) -> Path:
@@ -314,6 +334,29 @@ class Capture:
 
     def lines(self, path: Path | None = None) -> list[bytes]:
         return (path or self.log).read_bytes().splitlines(keepends=True)
+
+
+@contextmanager
+def loop_device(directory: Path) -> Iterator[tuple[str, str | None]]:
+    """A loop block device over a 1 MiB file: (``/dev/loopN``, None), or (``-``, why not).
+
+    Only the device attached here is detached again.
+    """
+    image = directory / "loop.img"
+    image.write_bytes(bytes(LOOP_IMAGE_BYTES))
+    if shutil.which("losetup") is None:
+        yield "-", "losetup not installed"
+        return
+    proc = subprocess.run(["losetup", "--find", "--show", str(image)],
+                          capture_output=True, text=True, timeout=20, check=False)
+    device = proc.stdout.strip()
+    if proc.returncode != 0 or not device.startswith("/dev/"):
+        yield "-", f"losetup cannot attach a loop device here: {proc.stderr.strip() or proc.returncode}"
+        return
+    try:
+        yield device, None
+    finally:
+        subprocess.run(["losetup", "-d", device], capture_output=True, timeout=20, check=False)
 
 
 @contextmanager
@@ -332,9 +375,10 @@ def capture(directory: Path, log_format: str) -> Capture:
     auditd_dir = directory / "auditd"
     auditd_dir.mkdir(mode=0o750)
     truth_path = directory / "truth.json"
-    with PrivateAuditd(auditd_dir, log_format) as auditd, _workdir() as workdir:
+    with loop_device(directory) as (device, loop_missing), PrivateAuditd(auditd_dir, log_format) as auditd, \
+            _workdir() as workdir:
         lost_before = audit_status().lost
-        subprocess.run([sys.executable, str(WORKLOAD), str(workdir), str(truth_path)],
+        subprocess.run([sys.executable, str(WORKLOAD), str(workdir), str(truth_path), device],
                        cwd=workdir, check=True, stdout=subprocess.DEVNULL, timeout=60)
         auditd.wait_for_marker()
         lost = audit_status().lost - lost_before
@@ -353,4 +397,4 @@ def capture(directory: Path, log_format: str) -> Capture:
         out = directory / interpretation_name(lc_all, tz)
         interpret(directory / "audit.log", lc_all, tz, out)
         interpretations[(lc_all, tz)] = out
-    return Capture(directory, log_format, truth, interpretations, missing, lost)
+    return Capture(directory, log_format, truth, interpretations, missing, lost, loop_missing)

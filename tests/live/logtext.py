@@ -142,3 +142,45 @@ def login_times(lines: list[bytes]) -> dict[int, int]:
         for r in records(lines)
         if r.kind == "LOGIN" and r.fields.get("res") == b"1"
     }
+
+
+# x86_64 numbers of the syscalls behind the other Sysmon events (the live rules are 64-bit only).
+X86_64_SYSCALLS = {
+    231: "exit_group", 2: "open", 257: "openat", 437: "openat2", 85: "creat", 87: "unlink",
+    263: "unlinkat", 41: "socket", 49: "bind", 42: "connect", 43: "accept", 288: "accept4",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Syscall:
+    """A SYSCALL of one of ``X86_64_SYSCALLS`` with its PATH items and SOCKADDR bytes."""
+
+    syscall: Record
+    name: str
+    pid: int
+    success: bool
+    exit: int | None
+    paths: list[tuple[str, str, str]]  # (name, nametype, mode) in record order
+    saddr: bytes | None
+
+
+def syscalls(lines: list[bytes]) -> list[Syscall]:
+    """Every x86_64 SYSCALL of ``X86_64_SYSCALLS`` in log order, with its PATH and SOCKADDR records."""
+    by_event: dict[tuple[int, int, int], list[Record]] = {}
+    for record in records(lines):
+        by_event.setdefault(record.event, []).append(record)
+    out = []
+    for group in by_event.values():
+        for record in group:
+            if record.kind != "SYSCALL" or record.fields.get("arch") != b"c000003e":
+                continue
+            name = X86_64_SYSCALLS.get(int(record.fields["syscall"]))
+            if name is None:
+                continue
+            paths = [(text(r.fields.get("name", b"(null)")), r.fields.get("nametype", b"").decode(),
+                      r.fields.get("mode", b"").decode()) for r in group if r.kind == "PATH"]
+            saddr = next((bytes.fromhex(r.fields["saddr"].decode()) for r in group if r.kind == "SOCKADDR"), None)
+            exit_ = record.fields.get("exit")
+            out.append(Syscall(record, name, int(record.fields["pid"]), record.fields.get("success") == b"yes",
+                               int(exit_) if exit_ is not None else None, paths, saddr))
+    return out

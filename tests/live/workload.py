@@ -13,16 +13,25 @@ interpreter of a ``#!`` script), ``exec_argv`` (the argument vector the kernel l
 for a ``#!`` script), ``uid``, ``ses`` (audit session id, 4294967295 when unset) and ``syscall``.
 Runs of one pid (exec without fork) are listed in the order of their execs.
 
+After the execs the driver itself does what the other Sysmon events are made of, and lists it
+under ``activity`` (one dict per act, ``kind`` first): files created and deleted in the working
+directory (by absolute name, by a name relative to the cwd and through a directory fd), TCP
+connects and accepts and a UDP connect on 127.0.0.1 and ``::1``, and reads of the loop block
+device the harness attached (third argument, ``-`` when it could not; the harness keeps the
+reason). Every process of the workload exits, which is the ProcessTerminate side.
+
 Standalone on purpose (stdlib only, does not import the package under test).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pwd
 import select
 import shlex
+import socket
 import sys
 from dataclasses import asdict, dataclass, field
 
@@ -279,8 +288,96 @@ def workload(driver: Driver) -> None:
     concurrent(driver, 8)
 
 
+def file_activity(workdir: str) -> list[dict]:
+    """Create and delete files three ways; return the acts with their absolute names."""
+    acts = []
+    sub = os.path.join(workdir, "sub dir")
+    os.mkdir(sub)
+    absolute = os.path.join(workdir, "created absolute.txt")
+    os.close(os.open(absolute, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    acts.append({"kind": "create", "path": absolute, "how": "open of an absolute name"})
+    os.close(os.open("created-relative.txt", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    relative = os.path.join(workdir, "created-relative.txt")
+    acts.append({"kind": "create", "path": relative, "how": "name relative to the cwd"})
+    # A file created by absolute name first shows the directory's path with its inode.
+    first = os.path.join(sub, "first")
+    os.close(os.open(first, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    acts.append({"kind": "create", "path": first, "how": "absolute name in a subdirectory"})
+    dirfd = os.open(sub, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.close(os.open("by-dirfd", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=dirfd))
+        acts.append({"kind": "create", "path": os.path.join(sub, "by-dirfd"), "how": "openat with a directory fd"})
+        os.unlink("by-dirfd", dir_fd=dirfd)
+        acts.append({"kind": "delete", "path": os.path.join(sub, "by-dirfd"), "how": "unlinkat with a directory fd"})
+    finally:
+        os.close(dirfd)
+    os.unlink(absolute)
+    acts.append({"kind": "delete", "path": absolute, "how": "unlink of an absolute name"})
+    os.unlink("created-relative.txt")
+    acts.append({"kind": "delete", "path": relative, "how": "unlink of a relative name: <cwd>/<name>"})
+    os.unlink(first)
+    acts.append({"kind": "delete", "path": first, "how": "unlink in a subdirectory"})
+    os.rmdir(sub)  # a directory: no FileDelete
+    return acts
+
+
+def _free_port(family: socket.AddressFamily, host: str) -> int:
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def network_activity() -> list[dict]:
+    """TCP connect + accept (blocking and non-blocking) and a UDP connect, per loopback address."""
+    acts = []
+    hosts = [(socket.AF_INET, "127.0.0.1", False)]
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+        hosts.append((socket.AF_INET6, "::1", True))
+    except OSError as exc:
+        acts.append({"kind": "ipv6_skipped", "reason": f"no ::1 here: {exc}"})
+    for family, host, ipv6 in hosts:
+        port = _free_port(family, host)
+        with socket.socket(family, socket.SOCK_STREAM) as server:
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            server.bind((host, port))
+            server.listen(4)
+            for blocking in (True, False):
+                client = socket.socket(family, socket.SOCK_STREAM)
+                client.setblocking(blocking)
+                result = client.connect_ex((host, port))
+                if result not in (0, errno.EINPROGRESS):
+                    raise SystemExit(f"connect to {host}:{port} failed: {os.strerror(result)}")
+                client.setblocking(True)
+                conn, peer = server.accept()
+                conn.close()
+                client.close()
+                common = {"ipv6": ipv6, "ip": host, "protocol": "tcp"}
+                acts.append({"kind": "connect", **common, "port": port, "errno": result})
+                acts.append({"kind": "accept", **common, "port": port, "peer_port": peer[1]})
+        with socket.socket(family, socket.SOCK_DGRAM) as udp:
+            udp.connect((host, 9))
+            acts.append({"kind": "connect", "ipv6": ipv6, "ip": host, "protocol": "udp", "port": 9, "errno": 0})
+    return acts
+
+
+def raw_read_activity(device: str) -> list[dict]:
+    """Read the first sector of the loop device; a write-only open must not count as a read."""
+    if device == "-":
+        return []
+    fd = os.open(device, os.O_RDONLY)
+    try:
+        os.read(fd, 512)
+    finally:
+        os.close(fd)
+    os.close(os.open(device, os.O_WRONLY))
+    return [{"kind": "raw_read", "device": device}]
+
+
 def main() -> None:
     workdir, truth_path = sys.argv[1], sys.argv[2]
+    device = sys.argv[3] if len(sys.argv) > 3 else "-"
     os.chdir(workdir)
     driver = Driver(workdir)
     with open("/proc/self/cmdline", "rb") as f:
@@ -289,6 +386,7 @@ def main() -> None:
     self_spec = Spec(own_argv, "the driver itself, exec'd by the harness", path=sys.executable, image=driver_exe)
     driver.record(driver.pid, os.getppid(), self_spec, _read_int("/proc/self/sessionid"))
     workload(driver)
+    activity = file_activity(workdir) + network_activity() + raw_read_activity(device)
     truth = {
         "driver_pid": driver.pid,
         "driver_exe": driver_exe,
@@ -296,6 +394,7 @@ def main() -> None:
         "hostname": os.uname().nodename,
         "workload": "live",
         "runs": [asdict(run) for run in driver.runs],
+        "activity": activity,
     }
     with open(truth_path, "w", encoding="utf-8") as f:
         json.dump(truth, f, ensure_ascii=False, indent=1)

@@ -1,0 +1,100 @@
+"""What a SYSCALL record says was called: the syscall's name, its arguments and outcome.
+
+Raw logs give the architecture and the syscall number (`arch=c000003e syscall=42`) and the
+first four arguments in hex without `0x`; `ausearch -i` already wrote names (`syscall=connect`,
+`a0=AT_FDCWD`, `a2=O_RDONLY|O_CLOEXEC`, `exit=EINPROGRESS(Operation now in progress)`).
+`Call` reads both forms, and unfolds i386's `socketcall` multiplexer (its SOCKETCALL record
+holds the real arguments) so that the map stage sees `connect` whatever the ABI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import _tables
+from .correlate import AuditEvent
+from .records import Record
+
+SOCKETCALL = 1304
+AT_FDCWD = 0xFFFFFF9C  # -100 as the kernel logs an int argument: 32 bits of two's complement
+EINPROGRESS = 115
+# socketcall(2) call numbers (linux/net.h) of the calls the map stage reads.
+_SOCKETCALLS = {1: "socket", 2: "bind", 3: "connect", 5: "accept", 18: "accept4"}
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One syscall: `name` (None when the table does not know it), arguments as written."""
+
+    name: str | None
+    args: tuple[str | None, ...]
+    success: bool
+    exit: str | None
+
+    def arg(self, index: int) -> int | None:
+        """Argument `index` as a number (raw hex, or `0x…` in `ausearch -i`), else None."""
+        text = self.args[index] if index < len(self.args) else None
+        if text is None:
+            return None
+        try:
+            return int(text, 16)
+        except ValueError:
+            return None
+
+    def arg_text(self, index: int) -> str:
+        """Argument `index` as written (symbolic in `ausearch -i`), '' when absent."""
+        return (self.args[index] if index < len(self.args) else None) or ""
+
+    def exit_code(self) -> int | None:
+        """The return value as a number: `exit=-115` and `exit=EINPROGRESS(…)` both give -115."""
+        text = self.exit
+        if text is None:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            return -EINPROGRESS if text.startswith("EINPROGRESS") else None
+
+    def is_dirfd_cwd(self, index: int) -> bool:
+        """True when argument `index` (a dirfd) is AT_FDCWD: names resolve against CWD."""
+        value = self.arg(index)
+        if value is not None:
+            return value & 0xFFFFFFFF == AT_FDCWD
+        return self.arg_text(index) == "AT_FDCWD"
+
+
+def call_of(event: AuditEvent, rec: Record) -> Call:
+    """The call the SYSCALL record `rec` of `event` describes (socketcall unfolded)."""
+    name = syscall_name(rec)
+    args = tuple(rec.text(f"a{i}") for i in range(4))
+    if name == "socketcall":
+        sub = rec.text("a0") or ""
+        number = int(sub, 16) if _is_hex(sub) else None
+        name = _SOCKETCALLS.get(number) if number is not None else sub
+        inner = event.first(SOCKETCALL)
+        args = tuple(inner.text(f"a{i}") for i in range(4)) if inner is not None else ()
+    return Call(name, args, rec.text("success") == "yes", rec.text("exit"))
+
+
+def syscall_name(rec: Record) -> str | None:
+    """The syscall's name: `ausearch -i` already wrote it; raw logs need arch + number."""
+    arch, number = rec.text("arch"), rec.text("syscall")
+    if arch is None or number is None:
+        return None
+    if not number.isdecimal():
+        return number
+    arch_num = _tables.ARCH_NUMBERS.get(arch)
+    if arch_num is None:
+        try:
+            arch_num = int(arch, 16)
+        except ValueError:
+            return None
+    return _tables.syscall_name(arch_num, int(number))
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        int(text, 16)
+    except ValueError:
+        return False
+    return True
