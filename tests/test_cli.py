@@ -76,7 +76,7 @@ def split_at_child(lines: list[bytes]) -> int:
 
 @pytest.mark.parametrize("fmt", ["syslog", "xml", "json"])
 def test_every_format_converts_every_exec(capsys, tmp_path, fmt):
-    status, out, err = cli(capsys, tmp_path, "-f", fmt, DEV)
+    status, out, err = cli(capsys, tmp_path, "-f", fmt, "--events", "1", DEV)
     assert (0, "") == (status, err)
     lines = out.splitlines()
     assert len(EXEC_OK.findall(DEV.read_bytes())) == len(lines)
@@ -93,7 +93,14 @@ def test_every_format_converts_every_exec(capsys, tmp_path, fmt):
         root = etree.fromstring(line)
         assert "1" == root.findtext("System/EventID")
         assert "testhost" != root.findtext("System/Computer")  # the log's node= wins
-    assert expected(dev_lines(), fmt) == out
+    assert expected(dev_lines(), fmt, events=frozenset({1})) == out
+
+
+def test_events_selects_the_event_kinds(capsys, tmp_path):
+    status, out, _ = cli(capsys, tmp_path, "-f", "xml", "--events", "5,11", DEV)
+    kinds = {etree.fromstring(line).findtext("System/EventID") for line in out.splitlines()}
+    assert (0, {"5", "11"}) == (status, kinds)
+    assert 2 == main([*FIXED, "--events", "1,2", str(DEV)])
 
 
 def test_syslog_header_in_the_given_zone(capsys, tmp_path):

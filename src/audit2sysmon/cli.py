@@ -27,7 +27,7 @@ from .convert import ConversionStats, Converter
 from .correlate import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_OPEN
 from .errors import Audit2SysmonError, ConfigError
 from .inputs import POLL_INTERVAL, expand_directory, follow_fd, follow_file, open_source, order_inputs
-from .options import Options
+from .options import SUPPORTED_EVENTS, Options
 from .render import FORMATS, formatter
 from .sysmon import SysmonEvent
 
@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("event", "now"),
         default="event",
         help="TimeCreated: the event's time (default, deterministic) or the conversion time",
+    )
+    out.add_argument(
+        "--events",
+        metavar="IDS",
+        help="comma-separated Sysmon EventIDs to write, among "
+        + ",".join(map(str, sorted(SUPPORTED_EVENTS)))
+        + " (default: all); e.g. --events 1 for ProcessCreate only",
     )
     src = parser.add_argument_group("input")
     src.add_argument(
@@ -146,11 +153,25 @@ def options_from_args(args: argparse.Namespace) -> Options:
             values["tz"] = ZoneInfo(args.tz)
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"unknown time zone {args.tz!r} (use a name such as UTC or Europe/Berlin)") from None
+    if args.events is not None:
+        values["events"] = _event_ids(args.events)
     if args.window_events is not None:
         values["max_open_events"] = args.window_events
     if args.window_ms is not None:
         values["max_event_age_ms"] = args.window_ms
     return Options.from_kwargs(**{k: v for k, v in values.items() if v is not None})
+
+
+def _event_ids(text: str) -> frozenset[int]:
+    """`--events 1,3,5` → {1, 3, 5}; anything else is a usage error naming the bad part."""
+    ids = set()
+    for part in text.split(","):
+        part = part.strip()
+        if not part.isdecimal() or int(part) not in SUPPORTED_EVENTS:
+            supported = ",".join(map(str, sorted(SUPPORTED_EVENTS)))
+            raise ConfigError(f"--events: {part!r} is not one of the EventIDs {supported}")
+        ids.add(int(part))
+    return frozenset(ids)
 
 
 class EventWriter:
