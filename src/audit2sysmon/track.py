@@ -36,7 +36,6 @@ class Process:
     uid: int | None
     start_msec: int
     origin: Origin
-    exited: bool = False
 
 
 ProcessKey = tuple["str | None", int]
@@ -46,7 +45,7 @@ ProcessKey = tuple["str | None", int]
 class ProcessTable:
     """(node, pid) → the latest known `Process`, least recently used first."""
 
-    capacity: int = 131072
+    capacity: int = 32768
     _table: OrderedDict[ProcessKey, Process] = field(default_factory=OrderedDict, init=False, repr=False)
 
     def __len__(self) -> int:
@@ -54,15 +53,11 @@ class ProcessTable:
 
     def get(self, node: str | None, pid: int) -> Process | None:
         """The live identity of `pid`, or None when unknown or known to have exited."""
-        proc = self._table.get((node, pid))
-        if proc is None or proc.exited:
-            return None
-        self._table.move_to_end((node, pid))
+        key = (node, pid)
+        proc = self._table.get(key)
+        if proc is not None:
+            self._table.move_to_end(key)
         return proc
-
-    def last(self, node: str | None, pid: int) -> Process | None:
-        """The latest identity of `pid` even if it has exited (for ProcessTerminate)."""
-        return self._table.get((node, pid))
 
     def put(self, node: str | None, proc: Process) -> Process:
         """Record `proc` as the current identity of its pid (exec, observation or fork)."""
@@ -74,16 +69,15 @@ class ProcessTable:
         return proc
 
     def exited(self, node: str | None, pid: int) -> Process | None:
-        """Mark the end of `pid`'s current process; returns the identity that ended."""
-        proc = self._table.get((node, pid))
-        if proc is None or proc.exited:
-            return None
-        ended = replace(proc, exited=True)
-        self._table[(node, pid)] = ended
-        return ended
+        """Forget `pid`'s current process, which ended; returns the identity that ended.
+
+        An ended identity is never needed again (a reused pid must start anew), so it is
+        dropped at once: the table holds live processes only and stays small on long logs.
+        """
+        return self._table.pop((node, pid), None)
 
     def learn_command_line(self, node: str | None, pid: int, command_line: str) -> None:
         """Fill in a command line (from PROCTITLE) for an identity that was only observed."""
         proc = self._table.get((node, pid))
-        if proc is not None and not proc.exited and proc.origin != "exec" and not proc.command_line:
+        if proc is not None and proc.origin != "exec" and not proc.command_line:
             self._table[(node, pid)] = replace(proc, command_line=command_line)
