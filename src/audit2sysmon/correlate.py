@@ -63,11 +63,16 @@ def stands_alone(type_num: int | None) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
-    """The records of one audit event, in the order they arrived."""
+    """The records of one audit event, in the order they arrived.
+
+    `late` is True when an event with this key had already been emitted: its records came
+    after the window closed it (records spread far apart, or a duplicated event).
+    """
 
     node: str | None
     event_id: EventId
     records: tuple[Record, ...]
+    late: bool = False
 
     def first(self, type_num: int) -> Record | None:
         """The first record of type `type_num` (e.g. the SYSCALL), or None."""
@@ -119,7 +124,7 @@ class _Pending:
         self.has_syscall = record.type_num == SYSCALL
 
     def freeze(self) -> AuditEvent:
-        return AuditEvent(self.key[0], self.event_id, tuple(self.records))
+        return AuditEvent(self.key[0], self.event_id, tuple(self.records), self.late)
 
 
 def _order(pending: _Pending) -> tuple[int, int, int]:

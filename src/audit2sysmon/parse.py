@@ -41,7 +41,11 @@ __all__ = ["MAX_LINE", "Parser", "parse_line"]
 MAX_LINE = 65536
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
-_MAX_MSEC = 253402300799999  # 9999-12-31T23:59:59.999Z: later stamps cannot be datetimes
+# 2106-02-07T06:28:15.999Z: Sysmon's GUIDs hold the event's seconds in 32 bits, so a later stamp,
+# or one before 1970 (a local date with a three-digit year), could not be converted. Both come
+# from corrupted digits (found by fuzzing, issue 7) and are refused here, with their line,
+# instead of failing later in the map stage.
+_MAX_MSEC = 0xFFFFFFFF * 1000 + 999
 _MAX_SERIAL = 0xFFFFFFFF
 _NULLS = frozenset(("(null)", "(none)", "?"))
 _SKIP_PREFIXES = ("#", "----", "time->")
@@ -56,6 +60,16 @@ _ENCODABLE = frozenset(
 )
 _EXECVE_ARG = re.compile(r"a\d+(?:\[\d+\])?\Z")
 _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+\Z")
+# Records only the kernel writes, whose string values are always quoted, even-length hex or a
+# null marker. There, an unterminated quote or an odd number of hex digits can only be damage
+# (a line cut by rotation or a full disk, a corrupted byte), which is reported rather than
+# passed on as a plausible but wrong argument or path (issue 7). SYSCALL is not among them: a
+# damaged `exe=` must not cost the exec its ProcessCreate; its text is kept as written.
+# Also damage: a control byte or a byte that is not UTF-8 in such a bare value.
+# (ausearch-style text with raw stamps writes bare values such as `a0=top`: not hex, still read.)
+_KERNEL_ONLY = frozenset(("EXECVE", "PROCTITLE", "CWD", "PATH"))
+_ODD_HEX = re.compile(r"[0-9A-Fa-f](?:[0-9A-Fa-f]{2})*\Z")
+_RAW_BYTES = re.compile("[\x00-\x1f\x7f\udc80-\udcff]")  # control or non-UTF-8 bytes: the kernel hex-encodes them
 _OCTAL = re.compile(r"\\(0[0-3][0-7])")  # ausearch -i writes bytes below 0x20 as \ooo
 
 
@@ -99,6 +113,9 @@ def _raw_field(key: str, raw: str, type_name: str, enriched: bool = False) -> Fi
         digits = raw[:-1] if raw[-1] == '"' else raw  # go-libaudit testdata: stray quote after hex
         if _HEX.match(digits):
             return Field(key, raw, bytes.fromhex(digits), ValueKind.HEX)
+        if type_name in _KERNEL_ONLY and (raw[0] == '"' or _ODD_HEX.match(raw) or _RAW_BYTES.search(raw)):
+            raise ParseError(f"{key}: damaged value {raw[:40]!r} (cut or corrupted record): the kernel writes "
+                             "these values quoted or as an even number of hex digits")
     return Field(key, raw, raw.encode("utf-8", "surrogateescape"), ValueKind.BARE)
 
 
@@ -125,13 +142,15 @@ def _text_field(raw: str) -> Field:
 
 
 def _event_id(sec: str, frac: str, serial: str) -> EventId:
+    if len(sec) > 12 or len(serial) > 12:  # never int() of a hostile run of digits (quadratic, capped)
+        raise ParseError("time stamp or serial has too many digits: corrupted stamp?")
     msec = int(sec) * 1000 + int(frac[:3].ljust(3, "0"))
     return _checked_id(msec, int(serial))
 
 
 def _checked_id(msec: int, serial: int) -> EventId:
-    if msec > _MAX_MSEC:
-        raise ParseError("timestamp is beyond the year 9999")
+    if not 0 <= msec <= _MAX_MSEC:
+        raise ParseError("timestamp is not between 1970 and 2106-02-07 (32-bit seconds): corrupted stamp?")
     if serial > _MAX_SERIAL:
         raise ParseError("serial is larger than 32 bits")
     return EventId(msec, serial)
@@ -243,21 +262,35 @@ def _msg_fields(key: str, raw: str, type_name: str) -> list[Field]:
 
 
 def _enriched_fields(tokens: list[Token], line: str) -> list[Field]:
-    """ENRICHED tail: pairs start fields; a word continues the previous value (`SADDR=unknown family`)."""
+    """ENRICHED tail: pairs start fields; a word continues the previous value (`SADDR=unknown family`);
+    words before the first pair are one `_text` field.
+
+    Each value is decoded once, after its last word: re-decoding the growing value at every
+    word made a hostile tail of many words quadratic (issue 7).
+    """
     fields: list[Field] = []
-    start = 0
+    span: list[int] | None = None  # value start and end of the last field, still growing
+
+    def close() -> None:
+        if span is not None:
+            last = fields[-1]
+            text = line[span[0] : span[1]]
+            fields[-1] = _text_field(text) if last.key == "_text" else _raw_field(last.key, text, "", enriched=True)
+
     for tok in tokens:
         if tok.type == "ENRICH_SEP":
             continue
         if tok.type == "WORD":
-            if fields:
-                key = fields[-1].key
-                fields[-1] = _raw_field(key, line[start : tok.end_pos], "", enriched=True)
-            else:
+            if span is None:
                 fields.append(_text_field(tok.value))
+                span = [tok.start_pos, tok.end_pos]
+            span[1] = tok.end_pos
             continue
+        close()
         key, raw, start = _pair(tok)
         fields.append(_raw_field(key, raw, "", enriched=True))
+        span = [start, start + len(raw)]
+    close()
     return fields
 
 
@@ -288,7 +321,7 @@ _ORDER = {
 _ORDER_INDEX = {t: {k: i for i, k in enumerate(keys.split())} for t, keys in _ORDER.items()}
 _SPACED = frozenset(("comm", "exe", "subj", "key", "name", "obj"))  # values that may contain spaces
 _TO_EOL = {"PROCTITLE": "proctitle", "CWD": "cwd", "SOCKADDR": "saddr"}
-_ARG_KEY = re.compile(r"a(\d+)(?:(_len)|\[(\d+)\])?\Z")
+_ARG_KEY = re.compile(r"a(\d{1,10})(?:(_len)|\[(\d{1,10})\])?\Z")  # bounded: no int() of hostile digit runs
 
 
 def _arg_key(key: str) -> tuple[int, str, int] | None:
@@ -347,7 +380,7 @@ def _interpreted_fields(tokens: list[Token], line: str, end: int, type_name: str
                 lead = (lead[0] if lead else tok.start_pos, tok.end_pos)
             continue
         key, raw, start = _pair(tok)
-        if key == "argc" and type_name == "EXECVE" and raw.isdecimal():
+        if key == "argc" and type_name == "EXECVE" and raw.isdecimal() and len(raw) <= 10:
             argc = int(raw)
         spans.append((key, start, tok.start_pos))
     fields = [] if lead is None or inner else [_text_field(line[lead[0] : lead[1]])]
