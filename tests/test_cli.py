@@ -357,8 +357,7 @@ def test_module_entry_point(tmp_path):
 
 
 def test_closed_pipe_is_quiet(tmp_path):
-    big = tmp_path / "big.log"
-    big.write_bytes(DEV.read_bytes() * 20)
+    big = LIVE / "busy-raw" / "audit.log"  # large and undamaged: stderr must stay empty
     done = subprocess.run(
         f"{sys.executable} -m audit2sysmon {' '.join(FIXED)} {big} | head -n 1",
         shell=True,
@@ -367,3 +366,17 @@ def test_closed_pipe_is_quiet(tmp_path):
     )
     assert 1 == done.stdout.count(b"\n")
     assert b"" == done.stderr
+
+
+def test_damaged_events_are_converted_and_reported(capsys, tmp_path):
+    """An exec whose EXECVE lost an argument is written, and the damage named with its line."""
+    log = tmp_path / "cut.log"
+    lines = [line for line in DEV.read_bytes().splitlines(keepends=True)]
+    index = next(i for i, line in enumerate(lines) if b"type=EXECVE" in line and b"argc=2 " in line)
+    lines[index] = re.sub(rb" a1=\S+", b"", lines[index])
+    log.write_bytes(b"".join(lines))
+    status, out, err = cli(capsys, tmp_path, "--stats", "--events", "1", log)
+    assert 0 == status
+    assert f"{log}:{index + 1}: " in err and "argument(s) missing" in err
+    assert "converted events with damage, by kind:" in err
+    assert len(EXEC_OK.findall(DEV.read_bytes())) == len(out.splitlines())

@@ -549,8 +549,6 @@ def test_a_million_events_that_never_close_stay_in_the_window(flood_result):
     assert normal_peak <= peak
 
 
-@pytest.mark.xfail(strict=True, reason="mapping.py keeps every released child in _waiting while its unknown "
-                   "parent keeps getting children (reported to the lead; remove this mark when fixed)")
 def test_children_of_an_unknown_parent_are_not_kept_forever():
     """10,000 execs whose parent (pid 1) never shows up: each waits for its parent at most for
     the window, so what the map stage holds must not grow with the number of children."""

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from types import FrameType
@@ -215,10 +216,17 @@ class Reporter:
     feed; the error itself already names file and line.
     """
 
-    def __init__(self, say: Callable[[str], None], rejects: BinaryIO | None, limit: int = REPORT_LIMIT) -> None:
+    def __init__(
+        self,
+        say: Callable[[str], None],
+        rejects: BinaryIO | None,
+        limit: int = REPORT_LIMIT,
+        what: str = "malformed line(s)",
+    ) -> None:
         self._say = say
         self._rejects = rejects
         self._limit = limit
+        self._what = what
         self.count = 0
         self.line = b""
 
@@ -236,7 +244,8 @@ class Reporter:
     def summary(self) -> None:
         hidden = self.count - self._limit
         if hidden > 0:
-            self._say(f"{PROG}: {hidden} more malformed line(s) not shown (--stats counts them, --rejects keeps them)")
+            kept = ", --rejects keeps them" if self._rejects is not None else ""
+            self._say(f"{PROG}: {hidden} more {self._what} not shown (--stats counts them{kept})")
 
 
 class _Progress:
@@ -290,7 +299,9 @@ class Run:
         self.progress: _Progress | None = None
         self.reporter = Reporter(self.say, rejects)
         self.writer = EventWriter(out, formatter(args.format, tz=converter_options.tz))
-        self.conv = Converter(converter_options, on_error=self.reporter)
+        # Damage in events that were still converted: reported like malformed lines, not kept.
+        self.warner = Reporter(self.say, None, what="warning(s) about damaged events")
+        self.conv = Converter(converter_options, on_error=self.reporter, on_warning=self.warner)
         self.files_read = 0
 
     def say(self, message: str) -> None:
@@ -324,6 +335,7 @@ class Run:
                 self.progress.close()
                 self.progress = None
         self.reporter.summary()
+        self.warner.summary()
         if self.args.stats:
             print(format_stats(self.conv.stats, self.files_read), file=self.err, end="")
         return self.status
@@ -409,14 +421,25 @@ def format_stats(stats: ConversionStats, files: int) -> str:
     width = max(len(label) for label, _ in rows)
     text = [f"{PROG}: statistics"]
     text += [f"  {label:<{width}} {value:>10}" for label, value in rows]
-    if stats.reasons:
-        text.append("  rejected lines by reason:")
-        top = stats.reasons.most_common(10)
-        text += [f"  {count:>10}  {reason}" for reason, count in top]
-        rest = sum(stats.reasons.values()) - sum(count for _, count in top)
-        if rest:
-            text.append(f"  {rest:>10}  (other reasons)")
+    for title, counts in (
+        ("rejected lines by reason", stats.reasons),
+        ("successful execs not written, by reason", stats.exec_rejected),
+        ("converted events with damage, by kind", stats.damaged),
+    ):
+        text += _by_reason(title, counts)
     return "\n".join(text) + "\n"
+
+
+def _by_reason(title: str, counts: Counter[str]) -> list[str]:
+    """The ten most frequent reasons of a counter, and what the others add up to."""
+    if not counts:
+        return []
+    top = counts.most_common(10)
+    rows = [f"  {title}:"] + [f"  {count:>10}  {reason}" for reason, count in top]
+    rest = sum(counts.values()) - sum(count for _, count in top)
+    if rest:
+        rows.append(f"  {rest:>10}  (other reasons)")
+    return rows
 
 
 def expand_paths(files: list[str]) -> tuple[list[str], list[str]]:

@@ -102,7 +102,8 @@ class Mapper:
         self.table = table if table is not None else ProcessTable()
         self.stats = MapperStats()
         self._outbox: deque[_Pending] = deque()
-        self._waiting: dict[tuple[str | None, int], list[_Pending]] = {}
+        # Children held for a parent, per (node, ppid), in outbox order: expiry pops the head.
+        self._waiting: dict[tuple[str | None, int], deque[_Pending]] = {}
         self._logins: dict[tuple[str | None, int], int] = {}
         self._sockets = SocketTable()
         self._paths = PathResolver()
@@ -253,7 +254,7 @@ class Mapper:
         else:
             pending.waiting = True
             self.stats.held += 1
-            self._waiting.setdefault((node, ppid), []).append(pending)
+            self._waiting.setdefault((node, ppid), deque()).append(pending)
         self._outbox.append(pending)
 
     def _set_parent(self, pending: _Pending, parent: Process | None) -> None:
@@ -447,9 +448,11 @@ class Mapper:
                 if not expired:
                     break
                 self._set_parent(head, None)
-                siblings = self._waiting.get((head.node, head.ppid), [])
-                if not any(p.waiting for p in siblings):
-                    self._waiting.pop((head.node, head.ppid), None)
+                # The outbox head is the oldest child waiting for this parent: its list's head.
+                siblings = self._waiting[(head.node, head.ppid)]
+                siblings.popleft()
+                if not siblings:
+                    del self._waiting[(head.node, head.ppid)]
             outbox.popleft()
             out.append(self._emit(head.event_id, head.values, head.computer, head.msec))
         return out
@@ -480,6 +483,8 @@ class Mapper:
             return self.options.machine_id
         mid = self._machine_ids.get(computer)
         if mid is None:
+            if len(self._machine_ids) >= 4096:  # a cache: node names are unbounded input
+                self._machine_ids.clear()
             mid = self._machine_ids[computer] = machine_id_from_node(computer)
         return mid
 
