@@ -10,6 +10,7 @@ holds the real arguments) so that the map stage sees `connect` whatever the ABI.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from . import _tables
 from .correlate import AuditEvent
@@ -20,21 +21,26 @@ AT_FDCWD = 0xFFFFFF9C  # -100 as the kernel logs an int argument: 32 bits of two
 EINPROGRESS = 115
 # socketcall(2) call numbers (linux/net.h) of the calls the map stage reads.
 _SOCKETCALLS = {1: "socket", 2: "bind", 3: "connect", 5: "accept", 18: "accept4"}
+_ARG_KEYS = ("a0", "a1", "a2", "a3")
 
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One syscall: `name` (None when the table does not know it), arguments as written."""
+    """One syscall: `name` (None when the table does not know it), arguments and outcome.
+
+    The arguments are read from `args_record` (the SYSCALL record, or the SOCKETCALL record
+    of an i386 socketcall) only when a handler asks: most calls are never looked at that closely.
+    """
 
     name: str | None
-    args: tuple[str | None, ...]
+    args_record: Record | None
     success: bool
     exit: str | None
 
     def arg(self, index: int) -> int | None:
         """Argument `index` as a number (raw hex, or `0x…` in `ausearch -i`), else None."""
-        text = self.args[index] if index < len(self.args) else None
-        if text is None:
+        text = self.arg_text(index)
+        if not text:
             return None
         try:
             return int(text, 16)
@@ -42,8 +48,9 @@ class Call:
             return None
 
     def arg_text(self, index: int) -> str:
-        """Argument `index` as written (symbolic in `ausearch -i`), '' when absent."""
-        return (self.args[index] if index < len(self.args) else None) or ""
+        """Argument `index` (0-3) as written (symbolic in `ausearch -i`), '' when absent."""
+        rec = self.args_record
+        return (rec.text(_ARG_KEYS[index]) if rec is not None and index < 4 else None) or ""
 
     def exit_code(self) -> int | None:
         """The return value as a number: `exit=-115` and `exit=EINPROGRESS(…)` both give -115."""
@@ -66,13 +73,12 @@ class Call:
 def call_of(event: AuditEvent, rec: Record) -> Call:
     """The call the SYSCALL record `rec` of `event` describes (socketcall unfolded)."""
     name = syscall_name(rec)
-    args = tuple(rec.text(f"a{i}") for i in range(4))
+    args: Record | None = rec
     if name == "socketcall":
         sub = rec.text("a0") or ""
         number = int(sub, 16) if _is_hex(sub) else None
         name = _SOCKETCALLS.get(number) if number is not None else sub
-        inner = event.first(SOCKETCALL)
-        args = tuple(inner.text(f"a{i}") for i in range(4)) if inner is not None else ()
+        args = event.first(SOCKETCALL)
     return Call(name, args, rec.text("success") == "yes", rec.text("exit"))
 
 
@@ -81,6 +87,12 @@ def syscall_name(rec: Record) -> str | None:
     arch, number = rec.text("arch"), rec.text("syscall")
     if arch is None or number is None:
         return None
+    return _name_of(arch, number)
+
+
+@lru_cache(maxsize=4096)
+def _name_of(arch: str, number: str) -> str | None:
+    """`(c000003e, 59)` → `execve`; cached: a log uses few (arch, syscall) pairs, many times."""
     if not number.isdecimal():
         return number
     arch_num = _tables.ARCH_NUMBERS.get(arch)
