@@ -104,27 +104,29 @@ def _argv(execve: list[Record]) -> list[str]:
 
 def execs(lines: list[bytes]) -> list[Exec]:
     """Every execve/execveat SYSCALL of the log, in log order, with argv and cwd of its event."""
+    out = []
+    for record, group in _syscall_records(lines):
+        names = EXEC_SYSCALLS.get(record.fields["arch"].decode(), {})
+        name = names.get(int(record.fields["syscall"]))
+        if name is None:
+            continue
+        execve = [r for r in group if r.kind == "EXECVE"]
+        cwd = next((text(r.fields["cwd"]) for r in group if r.kind == "CWD"), None)
+        out.append(Exec(
+            syscall=record, name=name, success=record.fields["success"] == b"yes",
+            pid=int(record.fields["pid"]), ppid=int(record.fields["ppid"]),
+            uid=int(record.fields["uid"]), ses=int(record.fields["ses"]),
+            exe=text(record.fields["exe"]), argv=_argv(execve) if execve else [], cwd=cwd,
+        ))
+    return out
+
+
+def _syscall_records(lines: list[bytes]) -> list[tuple[Record, list[Record]]]:
+    """(SYSCALL record, all records of its event) in log order, grouped by the event key."""
     by_event: dict[tuple[int, int, int], list[Record]] = {}
     for record in records(lines):
         by_event.setdefault(record.event, []).append(record)
-    out = []
-    for group in by_event.values():
-        for record in group:
-            if record.kind != "SYSCALL":
-                continue
-            names = EXEC_SYSCALLS.get(record.fields["arch"].decode(), {})
-            name = names.get(int(record.fields["syscall"]))
-            if name is None:
-                continue
-            execve = [r for r in group if r.kind == "EXECVE"]
-            cwd = next((text(r.fields["cwd"]) for r in group if r.kind == "CWD"), None)
-            out.append(Exec(
-                syscall=record, name=name, success=record.fields["success"] == b"yes",
-                pid=int(record.fields["pid"]), ppid=int(record.fields["ppid"]),
-                uid=int(record.fields["uid"]), ses=int(record.fields["ses"]),
-                exe=text(record.fields["exe"]), argv=_argv(execve) if execve else [], cwd=cwd,
-            ))
-    return out
+    return [(record, group) for group in by_event.values() for record in group if record.kind == "SYSCALL"]
 
 
 def count_successful_execs(data: bytes) -> int:
@@ -166,21 +168,17 @@ class Syscall:
 
 def syscalls(lines: list[bytes]) -> list[Syscall]:
     """Every x86_64 SYSCALL of ``X86_64_SYSCALLS`` in log order, with its PATH and SOCKADDR records."""
-    by_event: dict[tuple[int, int, int], list[Record]] = {}
-    for record in records(lines):
-        by_event.setdefault(record.event, []).append(record)
     out = []
-    for group in by_event.values():
-        for record in group:
-            if record.kind != "SYSCALL" or record.fields.get("arch") != b"c000003e":
-                continue
-            name = X86_64_SYSCALLS.get(int(record.fields["syscall"]))
-            if name is None:
-                continue
-            paths = [(text(r.fields.get("name", b"(null)")), r.fields.get("nametype", b"").decode(),
-                      r.fields.get("mode", b"").decode()) for r in group if r.kind == "PATH"]
-            saddr = next((bytes.fromhex(r.fields["saddr"].decode()) for r in group if r.kind == "SOCKADDR"), None)
-            exit_ = record.fields.get("exit")
-            out.append(Syscall(record, name, int(record.fields["pid"]), record.fields.get("success") == b"yes",
-                               int(exit_) if exit_ is not None else None, paths, saddr))
+    for record, group in _syscall_records(lines):
+        if record.fields.get("arch") != b"c000003e":
+            continue
+        name = X86_64_SYSCALLS.get(int(record.fields["syscall"]))
+        if name is None:
+            continue
+        paths = [(text(r.fields.get("name", b"(null)")), r.fields.get("nametype", b"").decode(),
+                  r.fields.get("mode", b"").decode()) for r in group if r.kind == "PATH"]
+        saddr = next((bytes.fromhex(r.fields["saddr"].decode()) for r in group if r.kind == "SOCKADDR"), None)
+        exit_ = record.fields.get("exit")
+        out.append(Syscall(record, name, int(record.fields["pid"]), record.fields.get("success") == b"yes",
+                           int(exit_) if exit_ is not None else None, paths, saddr))
     return out
