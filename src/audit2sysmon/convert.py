@@ -143,8 +143,11 @@ class Converter:
             stats.skipped += 1
             return []
         stats.records += 1
+        events = self._correlator.add(record)
+        if not events:  # most records complete no event: nothing is written, no count changes
+            return []
         out: list[SysmonEvent] = []
-        for event in self._correlator.add(record):
+        for event in events:
             out.extend(self._map(event))
         return self._count(out)
 

@@ -119,10 +119,38 @@ def _raw_field(key: str, raw: str, type_name: str, enriched: bool = False) -> Fi
     return Field(key, raw, raw.encode("utf-8", "surrogateescape"), ValueKind.BARE)
 
 
-# Fields are immutable and most short values of a log repeat (`arch=c000003e`, `uid=0`,
-# `key="exec"`), so the fast path reuses them; long values (argv, paths) are not worth caching.
-_short_field = lru_cache(maxsize=8192)(_raw_field)
-_SHORT = 40
+# Fields are immutable and most short pairs of a log repeat (`arch=c000003e`, `uid=0`,
+# `key="exec"`), so the fast path reuses them, looked up by the pair's text as written: one
+# dict lookup per pair is far cheaper than splitting it and hashing a (key, raw, type, enriched)
+# tuple for an lru_cache (issue 6's profile). Decoding depends on the record type and on
+# ENRICHED, hence one table per (type, enriched); long pairs (argv, paths) are not worth
+# keeping. Every table, and the number of tables (types are input), is bounded: a full one
+# is emptied and refills with what the log repeats.
+_SHORT = 48
+_CACHED_PAIRS = 8192
+_CACHED_TYPES = 256
+_pair_fields: dict[tuple[str, bool], dict[str, Field]] = {}
+
+
+def _pair_table(type_name: str, enriched: bool) -> dict[str, Field]:
+    """The cache of decoded pairs for records of `type_name` (body or ENRICHED tail)."""
+    table = _pair_fields.get((type_name, enriched))
+    if table is None:
+        if len(_pair_fields) >= _CACHED_TYPES:
+            _pair_fields.clear()
+        table = _pair_fields[(type_name, enriched)] = {}
+    return table
+
+
+def _decode_pair(pair: str, table: dict[str, Field], type_name: str, enriched: bool) -> Field:
+    """Decode one `key=raw` pair the cache does not hold, keeping it when it is short."""
+    key, _, raw = pair.partition("=")
+    decoded = _raw_field(key, raw, type_name, enriched)
+    if len(pair) < _SHORT:
+        if len(table) >= _CACHED_PAIRS:
+            table.clear()
+        table[pair] = decoded
+    return decoded
 
 
 def _interpreted_field(key: str, raw: str) -> Field:
@@ -144,8 +172,9 @@ def _text_field(raw: str) -> Field:
 def _event_id(sec: str, frac: str, serial: str) -> EventId:
     if len(sec) > 12 or len(serial) > 12:  # never int() of a hostile run of digits (quadratic, capped)
         raise ParseError("time stamp or serial has too many digits: corrupted stamp?")
-    msec = int(sec) * 1000 + int(frac[:3].ljust(3, "0"))
-    return _checked_id(msec, int(serial))
+    # Both stamp forms have at least one digit before and after the dot, so the seconds
+    # followed by three fraction digits are the milliseconds (one int() instead of two).
+    return _checked_id(int(sec + frac[:3].ljust(3, "0")), int(serial))
 
 
 def _checked_id(msec: int, serial: int) -> EventId:
@@ -199,11 +228,21 @@ def _local_event_id(stamp: str, zone: _dt.tzinfo) -> EventId:
 
 
 def _type_of(written: str) -> tuple[str, int | None]:
-    """(name, number) of a `type=` value: `1300` -> SYSCALL, `UNKNOWN[1334]` -> (BPF, 1334)."""
-    num = _tables.record_number(written)
-    if num is None:
-        return written, None
-    return _tables.RECORD_TYPES.get(num, f"UNKNOWN[{num}]"), num
+    """(name, number) of a `type=` value: `1300` -> SYSCALL, `UNKNOWN[1334]` -> (BPF, 1334).
+
+    Every line asks, with one of a few dozen values, so answers are kept (bounded: the
+    value is input)."""
+    known = _types_seen.get(written)
+    if known is None:
+        num = _tables.record_number(written)
+        known = (written, None) if num is None else (_tables.RECORD_TYPES.get(num, f"UNKNOWN[{num}]"), num)
+        if len(_types_seen) >= _CACHED_TYPES:
+            _types_seen.clear()
+        _types_seen[written] = known
+    return known
+
+
+_types_seen: dict[str, tuple[str, int | None]] = {}
 
 
 # --------------------------------------------------------------------------- raw bodies
@@ -490,11 +529,10 @@ def _fast_body(body: str, type_name: str, enriched: bool = False) -> list[Field]
     """Fields of a body made only of ` key=value` pairs with simple values, else None."""
     if not _FAST_PAIRS.match(body if body[:1] == " " or not body else " " + body):
         return None
-    short, full = _short_field, _raw_field
-    return [
-        (short if len(raw) < _SHORT else full)(key, raw, type_name, enriched)
-        for key, _, raw in (p.partition("=") for p in body.split())
-    ]
+    table = _pair_table(type_name, enriched)
+    cached = table.get
+    # A Field is always true, so `or` falls through only on a cache miss.
+    return [cached(p) or _decode_pair(p, table, type_name, enriched) for p in body.split()]
 
 
 def _fast_parse(line: str, source: SourceLocation) -> Record | None:
@@ -581,7 +619,9 @@ class Parser:
 
 def _as_text(line: str | bytes) -> str:
     """Bytes -> str losslessly (invalid UTF-8 kept as surrogate escapes); strip the line end."""
-    if isinstance(line, (bytes, bytearray, memoryview)):
+    if type(line) is bytes:  # the common case first: what a file opened in binary mode gives
+        text = line.decode("utf-8", "surrogateescape")
+    elif isinstance(line, (bytes, bytearray, memoryview)):
         text = bytes(line).decode("utf-8", "surrogateescape")
     elif isinstance(line, str):
         text = line
