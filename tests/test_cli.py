@@ -12,7 +12,6 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from lxml import etree
@@ -21,14 +20,7 @@ from audit2sysmon import convert
 from audit2sysmon.cli import main
 from audit2sysmon.inputs import order_inputs
 
-LIVE = Path(__file__).parent / "fixtures" / "live"
-DEV = LIVE / "dev-raw" / "audit.log"
-PASSWD = LIVE / "passwd"
-MACHINE = "3d1219c7"
-UTC = ZoneInfo("UTC")
-# Every run names the account file and zone, so nothing depends on the machine running the tests.
-FIXED = ["--passwd", str(PASSWD), "--no-local-users", "--machine-id", MACHINE, "--tz", "UTC", "--hostname", "testhost"]
-API = {"machine_id": MACHINE, "passwd": PASSWD, "local_users": False, "tz": UTC, "hostname": "testhost"}
+from cli_setup import API, DEV, FIXED, LIVE, UTC
 EXEC_OK = re.compile(rb" syscall=(?:59|322) success=yes ")
 RENDER = {
     "syslog": lambda event: event.to_syslog(UTC),

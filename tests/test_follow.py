@@ -8,8 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -19,20 +17,13 @@ from audit2sysmon import Converter, Options
 from audit2sysmon.cli import main
 from audit2sysmon.inputs import LineSplitter, follow_file
 
-LIVE = Path(__file__).parent / "fixtures" / "live"
-DEV = LIVE / "dev-raw" / "audit.log"
-PASSWD = LIVE / "passwd"
-MACHINE = "3d1219c7"
-UTC = ZoneInfo("UTC")
-FIXED = ["--passwd", str(PASSWD), "--no-local-users", "--machine-id", MACHINE, "--tz", "UTC", "--hostname", "testhost"]
+from cli_setup import API, DEV, FIXED, UTC
 DEADLINE = 60.0  # seconds a helper waits for the follower before giving up (never reached when it works)
 
 
 def following_options() -> Options:
     """The options the CLI builds for `--follow` with FIXED (no holding back for parents)."""
-    return Options.from_kwargs(
-        machine_id=MACHINE, passwd=PASSWD, local_users=False, tz=UTC, hostname="testhost", hold_for_parent=False
-    )
+    return Options.from_kwargs(**API, hold_for_parent=False)
 
 
 def library_output(lines: list[bytes]) -> tuple[bytes, bytes]:
