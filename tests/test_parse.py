@@ -332,3 +332,25 @@ def test_syscall_numbers_agree_with_ausyscall(arch: str) -> None:
     for name, number in _tables.SYSCALLS[arch].items():
         out = subprocess.run(["ausyscall", arch, name, "--exact"], capture_output=True, text=True, check=False)
         assert out.stdout.strip() == str(number), (arch, name)
+
+
+def test_the_grammar_ships_inside_the_package() -> None:
+    """`pip install .` must carry grammars/audit.lark into the package, byte for byte.
+
+    In CI the suite runs against the installed (non-editable) package, so this fails when the
+    wheel lacks the grammar; in an editable checkout the package resource is absent and the
+    loader's source-tree fallback is what is checked.
+    """
+    from importlib import resources
+    from pathlib import Path
+
+    import audit2sysmon
+    from audit2sysmon.parse import _grammar_text
+
+    source = Path(__file__).resolve().parents[1] / "grammars" / "audit.lark"
+    packaged = resources.files("audit2sysmon").joinpath("grammars/audit.lark")
+    installed_wheel = "site-packages" in audit2sysmon.__file__
+    if installed_wheel:
+        assert packaged.is_file()
+        assert source.read_text("utf-8") == packaged.read_text("utf-8")
+    assert source.read_text("utf-8") == _grammar_text()
