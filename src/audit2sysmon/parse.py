@@ -251,7 +251,7 @@ _types_seen: dict[str, tuple[str, int | None]] = {}
 def _pair(tok: Token) -> tuple[str, str, int]:
     """Split a PAIR token into key, raw value and the value's offset in the line."""
     key, _, raw = tok.value.partition("=")
-    return key, raw, tok.start_pos + len(key) + 1
+    return key, raw, _start(tok) + len(key) + 1
 
 
 def _raw_fields(tokens: list[Token], line: str, type_name: str, nested: bool = False) -> list[Field]:
@@ -322,8 +322,8 @@ def _enriched_fields(tokens: list[Token], line: str) -> list[Field]:
         if tok.type == "WORD":
             if span is None:
                 fields.append(_text_field(tok.value))
-                span = [tok.start_pos, tok.end_pos]
-            span[1] = tok.end_pos
+                span = [_start(tok), _end(tok)]
+            span[1] = _end(tok)
             continue
         close()
         key, raw, start = _pair(tok)
@@ -416,12 +416,12 @@ def _interpreted_fields(tokens: list[Token], line: str, end: int, type_name: str
     for tok in tokens:
         if tok.type == "IWORD" or (spans and not inner and not _starts_field(type_name, spans[-1][0], _key(tok), argc)):
             if not spans:
-                lead = (lead[0] if lead else tok.start_pos, tok.end_pos)
+                lead = (lead[0] if lead else _start(tok), _end(tok))
             continue
         key, raw, start = _pair(tok)
         if key == "argc" and type_name == "EXECVE" and raw.isdecimal() and len(raw) <= 10:
             argc = int(raw)
-        spans.append((key, start, tok.start_pos))
+        spans.append((key, start, _start(tok)))
     fields = [] if lead is None or inner else [_text_field(line[lead[0] : lead[1]])]
     for i, (key, start, _) in enumerate(spans):
         stop = spans[i + 1][2] - 1 if i + 1 < len(spans) else end
@@ -477,6 +477,25 @@ def _token(children: list, name: str) -> Token | None:
     return None
 
 
+def _required(children: list, name: str) -> Token:
+    """A token the grammar guarantees in this tree (so its absence is a bug, not bad input)."""
+    tok = _token(children, name)
+    if tok is None:
+        raise AssertionError(f"grammar tree without {name}")
+    return tok
+
+
+def _start(tok: Token) -> int:
+    """Token positions are always set by lark's lexer; only its type hints say Optional."""
+    assert tok.start_pos is not None
+    return tok.start_pos
+
+
+def _end(tok: Token) -> int:
+    assert tok.end_pos is not None
+    return tok.end_pos
+
+
 @dataclass(slots=True)
 class _Ctx:
     """What one parse call knows besides the line: zone of local stamps and where the line is."""
@@ -489,25 +508,24 @@ def _from_tree(tree: Tree, line: str, ctx: _Ctx) -> Record:
     top = tree.children[0]  # `line`
     parts = top.children
     syslog = _subtree(parts, "syslog")
-    host = _token(syslog.children, "HOST").value if syslog is not None else None
+    host = _required(syslog.children, "HOST").value if syslog is not None else None
     if _subtree(parts, "journal_short") is not None:
         raise ParseError("journald short form (TYPE body) carries no audit(…) stamp: no event id")
     record = _subtree(parts, "record")
     assert record is not None  # the grammar has no third form
     node_tok = _token(record.children, "NODE")
     node = node_tok.value[5:] if node_tok is not None else host
-    type_name, type_num = _type_of(_token(record.children, "TYPE").value[5:])
+    type_name, type_num = _type_of(_required(record.children, "TYPE").value[5:])
     header = record.children[-1]
     if header.data == "no_event_id":
         raise ParseError("record has no audit(…) stamp (`msg=?`): no event id")
     if header.data == "interpreted_header":
-        stamp = _token(header.children, "LOCAL_STAMP")
-        eid = _local_event_id(stamp.value, ctx.zone)
+        eid = _local_event_id(_required(header.children, "LOCAL_STAMP").value, ctx.zone)
         end = len(line) - 1 if line.endswith(" ") else len(line)
         tokens = _body_tokens(_subtree(header.children, "ibody"))
         fields = _interpreted_fields(tokens, line, end, type_name, inner=False)
         return Record(type_name, type_num, node, eid, tuple(fields), (), True, ctx.source)
-    stamp = _token(header.children, "RAW_STAMP").value
+    stamp = _required(header.children, "RAW_STAMP").value
     sec, _, rest = stamp[6:-1].partition(".")
     frac, _, serial = rest.partition(":")
     eid = _event_id(sec, frac, serial)
@@ -566,7 +584,7 @@ def _fast_parse(line: str, source: SourceLocation) -> Record | None:
 def _describe(exc: UnexpectedInput, line: str) -> str:
     if isinstance(exc, UnexpectedEOF):
         return "line ends too early (truncated record?)"
-    if isinstance(exc, UnexpectedCharacters):
+    if isinstance(exc, UnexpectedCharacters) and exc.pos_in_stream is not None:
         return f"unexpected character {line[exc.pos_in_stream]!r}"
     if isinstance(exc, UnexpectedToken):
         if exc.token.type == "$END":
