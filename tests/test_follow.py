@@ -105,6 +105,24 @@ def no_default_sigterm():
     signal.signal(signal.SIGTERM, previous)
 
 
+def follow_while(action, out, target, idle_close: float = 3600) -> int:
+    """Run `audit2sysmon --follow -o out target` in this process while `action` runs in a
+    thread; SIGTERM (as a service manager would send) ends the follow once `action` returns
+    or fails. Returns the exit status."""
+
+    def driver() -> None:
+        try:
+            action()
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=driver)
+    thread.start()
+    status = main([*FIXED, "--follow", "-o", str(out), str(target)], poll_interval=0.01, idle_close=idle_close)
+    thread.join()
+    return status
+
+
 def test_follow_survives_rotation_and_stops_cleanly_on_sigterm(tmp_path, no_default_sigterm):
     lines = DEV.read_bytes().splitlines(keepends=True)
     data = b"".join(lines)
@@ -116,23 +134,16 @@ def test_follow_survives_rotation_and_stops_cleanly_on_sigterm(tmp_path, no_defa
     log.write_bytes(part_a)
 
     def writer() -> None:
-        try:
-            wait_for(lambda: out.exists() and out.stat().st_size > 0, "the first events")
-            with open(log, "ab") as old:
-                old.write(part_b)
-                old.flush()
-                log.rename(tmp_path / "audit.log.1")  # rotation: the old file keeps its writer
-                old.write(part_c)
-            log.write_bytes(part_d)
-            wait_for(lambda: out.read_bytes() == live, "every event the stream completes")
-        finally:
-            os.kill(os.getpid(), signal.SIGTERM)
+        wait_for(lambda: out.exists() and out.stat().st_size > 0, "the first events")
+        with open(log, "ab") as old:
+            old.write(part_b)
+            old.flush()
+            log.rename(tmp_path / "audit.log.1")  # rotation: the old file keeps its writer
+            old.write(part_c)
+        log.write_bytes(part_d)
+        wait_for(lambda: out.read_bytes() == live, "every event the stream completes")
 
-    thread = threading.Thread(target=writer)
-    thread.start()
-    status = main([*FIXED, "--follow", "-o", str(out), str(log)], poll_interval=0.01, idle_close=3600)
-    thread.join()
-    assert 0 == status
+    assert 0 == follow_while(writer, out, log)
     assert final == out.read_bytes()  # SIGTERM flushed the events still open
 
 
@@ -144,17 +155,10 @@ def test_follow_reads_the_older_files_of_a_set_first(tmp_path, no_default_sigter
     live, final = library_output(lines)
     out = tmp_path / "out.log"
 
-    def stopper() -> None:
-        try:
-            wait_for(lambda: out.exists() and out.read_bytes() == live, "the set's events")
-        finally:
-            os.kill(os.getpid(), signal.SIGTERM)
+    def set_converted() -> None:
+        wait_for(lambda: out.exists() and out.read_bytes() == live, "the set's events")
 
-    thread = threading.Thread(target=stopper)
-    thread.start()
-    status = main([*FIXED, "--follow", "-o", str(out), str(tmp_path)], poll_interval=0.01, idle_close=3600)
-    thread.join()
-    assert 0 == status
+    assert 0 == follow_while(set_converted, out, tmp_path)
     assert final == out.read_bytes()
 
 
@@ -167,17 +171,10 @@ def test_quiet_log_releases_an_event_that_never_closes(tmp_path, no_default_sigt
     log, out = tmp_path / "audit.log", tmp_path / "out.log"
     log.write_bytes(b"".join(event))
 
-    def stopper() -> None:
-        try:
-            wait_for(lambda: out.exists() and b"<EventID>1</EventID>" in out.read_bytes(), "the idle close")
-        finally:
-            os.kill(os.getpid(), signal.SIGTERM)
+    def idle_closed() -> None:
+        wait_for(lambda: out.exists() and b"<EventID>1</EventID>" in out.read_bytes(), "the idle close")
 
-    thread = threading.Thread(target=stopper)
-    thread.start()
-    status = main([*FIXED, "--follow", "-o", str(out), str(log)], poll_interval=0.01, idle_close=0.05)
-    thread.join()
-    assert 0 == status
+    assert 0 == follow_while(idle_closed, out, log, idle_close=0.05)
     assert 1 == out.read_bytes().count(b"\n")
 
 
