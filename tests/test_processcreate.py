@@ -142,26 +142,26 @@ def test_converting_twice_gives_identical_output():
     assert first == second
 
 
+def syscall_line(serial: int, call: str, pid: int, ppid: int, exe: str) -> str:
+    """An x86_64 SYSCALL record as the kernel writes it; `call` is `syscall=N` and its outcome."""
+    return (
+        f"type=SYSCALL msg=audit(1700000000.{serial:03d}:{serial}): arch=c000003e {call} "
+        f"a0=1 a1=2 a2=3 a3=4 items=1 ppid={ppid} pid={pid} auid=0 uid=0 gid=0 euid=0 suid=0 "
+        f'fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=4294967295 comm="x" exe="{exe}" key=(null)'
+    )
+
+
+EXEC = "syscall=59 success=yes exit=0"
+OPEN = "syscall=2 success=yes exit=3"
+
+
 def test_pid_reuse_does_not_inherit_the_old_identity():
     """pid 500 runs /usr/bin/old, exits; a new pid 500 (seen via another syscall) is someone else."""
-    head = "type={t} msg=audit(1700000000.{ms:03d}:{serial}): "
-    common = (
-        "a0=1 a1=2 a2=3 a3=4 items=1 ppid={ppid} pid={pid} auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 "
-        'egid=0 sgid=0 fsgid=0 tty=(none) ses=4294967295 comm="{comm}" exe="{exe}" key=(null)'
-    )
     lines = [
-        head.format(t="SYSCALL", ms=1, serial=1)
-        + "arch=c000003e syscall=59 success=yes exit=0 "
-        + common.format(ppid=1, pid=500, comm="old", exe="/usr/bin/old"),
-        head.format(t="SYSCALL", ms=2, serial=2)
-        + "arch=c000003e syscall=231 "
-        + common.format(ppid=1, pid=500, comm="old", exe="/usr/bin/old"),
-        head.format(t="SYSCALL", ms=3, serial=3)
-        + "arch=c000003e syscall=2 success=yes exit=3 "
-        + common.format(ppid=1, pid=500, comm="new", exe="/usr/bin/new"),
-        head.format(t="SYSCALL", ms=4, serial=4)
-        + "arch=c000003e syscall=59 success=yes exit=0 "
-        + common.format(ppid=500, pid=501, comm="child", exe="/usr/bin/child"),
+        syscall_line(1, EXEC, pid=500, ppid=1, exe="/usr/bin/old"),
+        syscall_line(2, "syscall=231", pid=500, ppid=1, exe="/usr/bin/old"),
+        syscall_line(3, OPEN, pid=500, ppid=1, exe="/usr/bin/new"),
+        syscall_line(4, EXEC, pid=501, ppid=500, exe="/usr/bin/child"),
     ]
     events = list(convert(lines, hostname="h", machine_id="01020304", local_users=False))
     old, terminated, child = events
@@ -173,14 +173,9 @@ def test_pid_reuse_does_not_inherit_the_old_identity():
 
 def test_parent_seen_only_later_is_waited_for():
     """A child whose parent shows up in the log after it still names that parent."""
-    head = "type=SYSCALL msg=audit(1700000000.{ms:03d}:{serial}): arch=c000003e "
-    tail = (
-        "a0=1 a1=2 a2=3 a3=4 items=1 ppid={ppid} pid={pid} auid=0 uid=0 gid=0 euid=0 suid=0 "
-        'fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=4294967295 comm="x" exe="{exe}" key=(null)'
-    )
     lines = [
-        head.format(ms=1, serial=1) + "syscall=59 success=yes exit=0 " + tail.format(ppid=77, pid=78, exe="/usr/bin/kid"),
-        head.format(ms=2, serial=2) + "syscall=2 success=yes exit=3 " + tail.format(ppid=1, pid=77, exe="/usr/bin/dad"),
+        syscall_line(1, EXEC, pid=78, ppid=77, exe="/usr/bin/kid"),
+        syscall_line(2, OPEN, pid=77, ppid=1, exe="/usr/bin/dad"),
     ]
     held = list(convert(lines, hostname="h", machine_id="01020304", local_users=False))
     assert "/usr/bin/dad" == held[0].get("ParentImage")
