@@ -62,7 +62,7 @@ def execve_argv(records: Iterable[Record]) -> list[bytes] | None:
             argv.append(whole[index])
         else:
             parts = chunks[index]
-            argv.append(b"".join(parts[i] for i in sorted(parts)))
+            argv.append(b"".join([parts[i] for i in sorted(parts)]))
     return argv
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .argv import execve_damage
 from .calls import syscall_name
 from .correlate import SYSCALL, AuditEvent, Correlator
 from .errors import Audit2SysmonError, ParseError
-from .mapping import Mapper
+from .mapping import Mapper, MapperStats
 from .options import Options
 from .parse import Parser
 from .records import Record
@@ -71,6 +71,21 @@ class ConversionStats:
     damaged: Counter[str] = field(default_factory=Counter)
 
 
+class MapStage(Protocol):
+    """What a converter uses of its map stage (`mapping.Mapper`).
+
+    Typed as a protocol rather than as the class: a compiled build checks attribute types at
+    run time, and tests/test_hostile.py puts a failing stage in the Mapper's place to prove
+    that a bug in one event does not end a conversion.
+    """
+
+    stats: MapperStats
+
+    def add(self, event: AuditEvent) -> list[SysmonEvent]: ...
+
+    def flush(self) -> list[SysmonEvent]: ...
+
+
 class Converter:
     """Converts audit log lines to Sysmon events, one line at a time.
 
@@ -113,7 +128,7 @@ class Converter:
         self._correlator = Correlator(
             max_open=self.options.max_open_events, max_age_ms=self.options.max_event_age_ms
         )
-        self._mapper = Mapper(
+        self._mapper: MapStage = Mapper(
             self.options, UserDb.from_options(self.options.passwd, self.options.local_users)
         )
 

@@ -69,7 +69,9 @@ _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+\Z")
 # (ausearch-style text with raw stamps writes bare values such as `a0=top`: not hex, still read.)
 _KERNEL_ONLY = frozenset(("EXECVE", "PROCTITLE", "CWD", "PATH"))
 _ODD_HEX = re.compile(r"[0-9A-Fa-f](?:[0-9A-Fa-f]{2})*\Z")
-_RAW_BYTES = re.compile("[\x00-\x1f\x7f\udc80-\udcff]")  # control or non-UTF-8 bytes: the kernel hex-encodes them
+# Control bytes, or bytes that are not UTF-8 (surrogate escapes U+DC80-U+DCFF): the kernel
+# hex-encodes them. Written with chr(): mypyc cannot compile surrogates in string literals.
+_RAW_BYTES = re.compile(f"[\x00-\x1f\x7f{chr(0xDC80)}-{chr(0xDCFF)}]")
 _OCTAL = re.compile(r"\\(0[0-3][0-7])")  # ausearch -i writes bytes below 0x20 as \ooo
 
 

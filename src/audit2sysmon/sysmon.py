@@ -194,7 +194,8 @@ def make_event(
     unknown = values.keys() - _POSITIONS[event_id].keys()
     if unknown:
         raise ValueError(f"EventID {event_id} has no field(s) {sorted(unknown)}")
-    fields = tuple((name, _text(name, values.get(name))) for name in schema.fields)
+    given: Mapping[str, object] = values  # each value is checked by _text, which names its field
+    fields = tuple((name, _text(name, given.get(name))) for name in schema.fields)
     if time_created.tzinfo is None:
         raise ValueError("time_created must be timezone-aware")
     return SysmonEvent(
@@ -207,7 +208,10 @@ def make_event(
     )
 
 
-def _text(name: str, value: str | int | None) -> str:
+def _text(name: str, value: object) -> str:
+    """A value as written. Typed `object`: a caller's dict is not checked by its type hints, and
+    a wrong value must be refused here, naming its field (a compiled build would otherwise
+    refuse it earlier, with a message that names no field)."""
     if value is None or value == "":
         return NO_VALUE
     if isinstance(value, str):

@@ -43,7 +43,9 @@ def byte_escape(char: str) -> str:
 _FORBIDDEN = [c for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)]
 _FORBIDDEN += [*range(0xD800, 0xE000), 0xFFFE, 0xFFFF]
 VALUE_TABLE: dict[int, str] = {c: byte_escape(chr(c)) for c in _FORBIDDEN}
-VALUE_SPECIAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# Surrogates (U+D800-U+DFFF) through chr(): mypyc cannot compile them in string literals.
+_SURROGATES = f"{chr(0xD800)}-{chr(0xDFFF)}"
+VALUE_SPECIAL = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f{_SURROGATES}\ufffe\uffff]")
 
 _XML_TABLE: dict[int, str] = {
     **VALUE_TABLE,
@@ -53,7 +55,7 @@ _XML_TABLE: dict[int, str] = {
     ord(">"): "&gt;",
     ord('"'): "&quot;",
 }
-_XML_SPECIAL = re.compile("[\x00-\x1f&<>\"\x85\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+_XML_SPECIAL = re.compile(f"[\x00-\x1f&<>\"\x85\u2028\u2029{_SURROGATES}\ufffe\uffff]")
 
 
 def text_value(text: str) -> str:
