@@ -541,18 +541,31 @@ def _from_tree(tree: Tree, line: str, ctx: _Ctx) -> Record:
 
 # --------------------------------------------------------------------------- fast path
 
-_FAST_HEAD = re.compile(r"(?:node=([^ \x1d]*) )?type=([^ \x1d]+) msg=audit\(([0-9]+)\.([0-9]{3}):([0-9]+)\):")
-_FAST_PAIRS = re.compile(r"(?: +[A-Za-z_][A-Za-z0-9_\-]*(?:\[\d+\])?=(?:\"[^\" \x1d]*\"|[^ \x1d\"'{}]*))* *\Z")
+_FAST_HEAD = re.compile(r"(?:node=([^ \x1d]*) )?type=([^ \x1d]+) msg=audit\(([0-9]+\.[0-9]{3}:[0-9]+)\):")
+# One `key=value` pair of a fast-path body: a bare value, or a quoted one without spaces or
+# quotes inside; neither holds a control byte or whitespace (the kernel hex-encodes those),
+# so the grammar decides any line where such a byte appears.
+_FAST_PAIR = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*(?:\[\d+\])?=(?:\"[^\"\x00-\x20\x7f]*\"|[^\x00-\x20\x7f\"'{}]*)\Z")
 
 
 def _fast_body(body: str, type_name: str, enriched: bool = False) -> list[Field] | None:
-    """Fields of a body made only of ` key=value` pairs with simple values, else None."""
-    if not _FAST_PAIRS.match(body if body[:1] == " " or not body else " " + body):
-        return None
+    """Fields of a body made only of space-separated ` key=value` pairs with simple values, else None.
+
+    A pair found in the cache passed `_FAST_PAIR` when it was first seen, so only new pairs
+    meet the regex (one regex over every whole body cost more than the rest of this function).
+    """
     table = _pair_table(type_name, enriched)
-    cached = table.get
-    # A Field is always true, so `or` falls through only on a cache miss.
-    return [cached(p) or _decode_pair(p, table, type_name, enriched) for p in body.split()]
+    fields: list[Field] = []
+    for pair in body.split(" "):
+        if not pair:  # a run of spaces, or a leading or trailing one
+            continue
+        found = table.get(pair)
+        if found is None:
+            if _FAST_PAIR.match(pair) is None:
+                return None
+            found = _decode_pair(pair, table, type_name, enriched)
+        fields.append(found)
+    return fields
 
 
 def _fast_parse(line: str, source: SourceLocation) -> Record | None:
@@ -560,7 +573,7 @@ def _fast_parse(line: str, source: SourceLocation) -> Record | None:
     m = _FAST_HEAD.match(line)
     if m is None:
         return None
-    node, written, sec, frac, serial = m.groups()
+    node, written, stamp = m.groups()
     body = line[m.end() :]
     body, sep, tail = body.partition("\x1d")
     if body and body[0] != " ":
@@ -577,7 +590,20 @@ def _fast_parse(line: str, source: SourceLocation) -> Record | None:
         if got is None:
             return None
         enriched = got
-    return Record(type_name, type_num, node, _event_id(sec, frac, serial), tuple(fields), tuple(enriched), False, source)
+    eid = _stamps.get(stamp)
+    if eid is None:
+        sec, _, rest = stamp.partition(".")
+        eid = _event_id(sec, rest[:3], rest[4:])
+        if len(_stamps) >= _CACHED_STAMPS:
+            _stamps.clear()
+        _stamps[stamp] = eid
+    return Record(type_name, type_num, node, eid, tuple(fields), tuple(enriched), False, source)
+
+
+# The records of one event share their stamp and mostly follow each other: one `EventId` per
+# stamp text serves them all (bounded: emptied when full, refilled by what follows).
+_CACHED_STAMPS = 1024
+_stamps: dict[str, EventId] = {}
 
 
 # --------------------------------------------------------------------------- public API
@@ -623,13 +649,17 @@ class Parser:
         separators (and its `time->` lines); `ParseError` for everything else it cannot read."""
         try:
             text = _as_text(line)
+            source = SourceLocation(self._path, lineno)
+            if len(text) <= MAX_LINE:  # the common line first; it is never one of the skipped ones
+                record = _fast_parse(text, source)
+                if record is not None:
+                    return record
             stripped = text.strip()
             if not stripped or stripped.startswith(_SKIP_PREFIXES):
                 return None
             if len(text) > MAX_LINE:
                 raise ParseError(f"line is {len(text)} characters long; audit records are at most {MAX_LINE}")
-            source = SourceLocation(self._path, lineno)
-            return _fast_parse(text, source) or _grammar_parse(text, self._zone, source)
+            return _grammar_parse(text, self._zone, source)
         except ParseError as exc:
             exc.located(self._path, lineno)
             raise
