@@ -89,7 +89,7 @@ class SourceLocation:
         return f"{self.path}:{self.line}"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # hashable as before: records are read-only by contract
 class Record:
     """One audit record: header (type, node, event id) plus ordered body and enrichment.
 
