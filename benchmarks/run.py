@@ -21,6 +21,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import json
 import os
@@ -276,8 +277,19 @@ def machine() -> dict[str, object]:
     }
 
 
+def build() -> str:
+    """Which audit2sysmon the cli and api tools run: the mypyc-compiled build or pure Python
+    (docs/performance.md). Both run this interpreter's installed package."""
+    try:
+        module = importlib.import_module("audit2sysmon.parse")
+    except ImportError:
+        return "not installed"
+    return "pure Python" if (module.__file__ or "").endswith(".py") else "compiled (mypyc)"
+
+
 def print_table(results: dict[str, ToolResult], meta: dict[str, object]) -> None:
     print(f"\nlog: {meta['path']} ({meta['lines']:,} lines, {meta['process_create']:,} ProcessCreate)")
+    print(f"audit2sysmon build: {build()}")
     head = (
         f"{'tool':<9} {'median s':>9} {'CPU s':>7} {'lines/s':>11} {'PC/s':>9} {'peak RSS':>10} "
         f"{'x laurel':>9} {'RSS x laurel':>13}"
@@ -369,6 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     payload = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine(),
+        "audit2sysmon_build": build(),
         # Other work on the machine skews wall time (not CPU time): the load averages tell.
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),

@@ -286,7 +286,10 @@ def test_help_and_version(capsys):
     text = capsys.readouterr().out
     assert "examples:" in text and "--follow" in text and "--window-ms" in text
     assert 0 == main(["--version"])
-    assert re.fullmatch(r"audit2sysmon \d+\.\d+\.\d+\S*\n", capsys.readouterr().out)
+    from audit2sysmon import parse
+
+    build = "pure Python" if parse.__file__.endswith(".py") else "compiled"
+    assert re.fullmatch(rf"audit2sysmon \d+\.\d+\.\d+\S* \({build}\)\n", capsys.readouterr().out)
 
 
 # -- stats and progress ----------------------------------------------------------------------

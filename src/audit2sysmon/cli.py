@@ -134,8 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--stats", action="store_true", help="print counts on standard error at the end")
     run.add_argument("--rejects", metavar="FILE", help="write malformed lines here, byte for byte")
-    run.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    run.add_argument("--version", action="version", version=f"{PROG} {__version__} ({_build()})")
     return parser
+
+
+def _build() -> str:
+    """`compiled` when the library modules are mypyc's C extensions, else `pure Python`
+    (docs/performance.md): the two run at different speeds, so a report should say which."""
+    from . import parse
+
+    return "pure Python" if (parse.__file__ or "").endswith(".py") else "compiled"
 
 
 def options_from_args(args: argparse.Namespace) -> Options:
