@@ -590,6 +590,14 @@ def _fast_parse(line: str, source: SourceLocation) -> Record | None:
         if got is None:
             return None
         enriched = got
+    return Record(type_name, type_num, node, _stamp_id(stamp), tuple(fields), tuple(enriched), False, source)
+
+
+def _stamp_id(stamp: str) -> EventId:
+    """The `EventId` of a raw stamp `SEC.MSEC:SERIAL` as the fast path matched it.
+
+    The records of one event share their stamp and mostly follow each other, so answers are
+    kept (bounded: emptied when full, refilled by what follows)."""
     eid = _stamps.get(stamp)
     if eid is None:
         sec, _, rest = stamp.partition(".")
@@ -597,11 +605,9 @@ def _fast_parse(line: str, source: SourceLocation) -> Record | None:
         if len(_stamps) >= _CACHED_STAMPS:
             _stamps.clear()
         _stamps[stamp] = eid
-    return Record(type_name, type_num, node, eid, tuple(fields), tuple(enriched), False, source)
+    return eid
 
 
-# The records of one event share their stamp and mostly follow each other: one `EventId` per
-# stamp text serves them all (bounded: emptied when full, refilled by what follows).
 _CACHED_STAMPS = 1024
 _stamps: dict[str, EventId] = {}
 
