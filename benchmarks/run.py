@@ -21,7 +21,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import importlib
 import importlib.util
 import json
 import os
@@ -278,13 +277,13 @@ def machine() -> dict[str, object]:
 
 
 def build() -> str:
-    """Which audit2sysmon the cli and api tools run: the mypyc-compiled build or pure Python
-    (docs/performance.md). Both run this interpreter's installed package."""
+    """Which audit2sysmon the cli and api tools run (`audit2sysmon.build()`): both run this
+    interpreter's installed package."""
     try:
-        module = importlib.import_module("audit2sysmon.parse")
+        import audit2sysmon
     except ImportError:
         return "not installed"
-    return "pure Python" if (module.__file__ or "").endswith(".py") else "compiled (mypyc)"
+    return audit2sysmon.build()
 
 
 def print_table(results: dict[str, ToolResult], meta: dict[str, object]) -> None:

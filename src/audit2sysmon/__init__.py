@@ -13,6 +13,15 @@ from .sysmon import SysmonEvent
 
 __version__ = "0.1.0"
 
+
+def build() -> str:
+    """`"compiled"` when the library runs as mypyc's C extensions, else `"pure Python"`
+    (docs/performance.md). The two differ in speed, so reports and benchmarks say which."""
+    from . import parse
+
+    return "pure Python" if (parse.__file__ or "").endswith(".py") else "compiled"
+
+
 __all__ = [
     "Audit2SysmonError",
     "ConfigError",
@@ -22,5 +31,6 @@ __all__ = [
     "ParseError",
     "SysmonEvent",
     "__version__",
+    "build",
     "convert",
 ]

@@ -23,7 +23,7 @@ from types import FrameType
 from typing import BinaryIO, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import __version__
+from . import __version__, build
 from .convert import ConversionStats, Converter
 from .correlate import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_OPEN
 from .errors import Audit2SysmonError, ConfigError
@@ -134,16 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--stats", action="store_true", help="print counts on standard error at the end")
     run.add_argument("--rejects", metavar="FILE", help="write malformed lines here, byte for byte")
-    run.add_argument("--version", action="version", version=f"{PROG} {__version__} ({_build()})")
+    run.add_argument("--version", action="version", version=f"{PROG} {__version__} ({build()})")
     return parser
-
-
-def _build() -> str:
-    """`compiled` when the library modules are mypyc's C extensions, else `pure Python`
-    (docs/performance.md): the two run at different speeds, so a report should say which."""
-    from . import parse
-
-    return "pure Python" if (parse.__file__ or "").endswith(".py") else "compiled"
 
 
 def options_from_args(args: argparse.Namespace) -> Options:
