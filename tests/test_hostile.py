@@ -186,10 +186,10 @@ class _FlakyMapStage:
     def __init__(self, real):
         self.real, self.stats = real, real.stats
 
-    def add(self, event):
-        if event.event_id.serial == 2:
+    def apply(self, event):
+        if event.serial == 2:
             raise KeyError("simulated bug")
-        return self.real.add(event)
+        return self.real.apply(event)
 
     def flush(self):
         return self.real.flush()

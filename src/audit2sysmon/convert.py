@@ -12,14 +12,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .argv import execve_damage
-from .calls import syscall_name
-from .correlate import SYSCALL, AuditEvent, Correlator
+from .correlate import AuditEvent, Correlator
 from .errors import Audit2SysmonError, ParseError
-from .mapping import Mapper, MapperStats
+from .facts import EventFacts, Where, extract
+from .mapping import MapError, Mapper, MapperStats
 from .options import Options
 from .parse import Parser
-from .records import Record
 from .sysmon import SysmonEvent
 from .users import UserDb
 
@@ -28,8 +26,6 @@ _WRONG_FORM = {
     True: "interpreted (ausearch -i) line, but the input format is raw",
     False: "raw audit record, but the input format is interpreted",
 }
-EXECVE = 1309
-_EXEC_CALLS = ("execve", "execveat")
 # Why a successful exec SYSCALL record read did not become a ProcessCreate (`exec_rejected`).
 EXEC_DUPLICATE = "duplicate SYSCALL record in one audit event (converted once)"
 EXEC_NOT_SELECTED = "ProcessCreate (EventID 1) is not among the selected events"
@@ -81,7 +77,7 @@ class MapStage(Protocol):
 
     stats: MapperStats
 
-    def add(self, event: AuditEvent) -> list[SysmonEvent]: ...
+    def apply(self, event: EventFacts) -> list[SysmonEvent]: ...
 
     def flush(self) -> list[SysmonEvent]: ...
 
@@ -128,9 +124,8 @@ class Converter:
         self._correlator = Correlator(
             max_open=self.options.max_open_events, max_age_ms=self.options.max_event_age_ms
         )
-        self._mapper: MapStage = Mapper(
-            self.options, UserDb.from_options(self.options.passwd, self.options.local_users)
-        )
+        self._users = UserDb.from_options(self.options.passwd, self.options.local_users)
+        self._mapper: MapStage = Mapper(self.options, self._users)
 
     def start_file(self, path: str) -> None:
         """Name the input that the next lines come from (line numbers restart at 1)."""
@@ -175,38 +170,43 @@ class Converter:
         return self._count(out)
 
     def _map(self, event: AuditEvent) -> list[SysmonEvent]:
-        """Map one audit event and account for every successful exec SYSCALL record in it.
+        return self.apply(extract(event, self._users))
 
+    def apply(self, facts: EventFacts) -> list[SysmonEvent]:
+        """Map the facts of one audit event and account for every successful exec in it.
+
+        `feed` extracts the facts itself; `--jobs` workers extract them in other processes
+        (parallel.py) and the converter that owns the process table applies them here.
         The map stage reads one SYSCALL per event; counting the exec records here, apart from
         it, is what makes a lost exec visible (issue 7's "no event lost" identity).
         """
         stats = self.stats
         stats.events += 1
-        syscalls = event.all(SYSCALL)
-        execs = [rec for rec in syscalls if _successful_exec(rec)]
+        execs = facts.execs
         before = self._mapper.stats.process_create
         try:
-            out = self._mapper.add(event)
+            if facts.failure is not None:
+                raise MapError(facts.failure)
+            out = self._mapper.apply(facts)
             failed = False
         except Exception as exc:  # noqa: BLE001 - the contract: nothing in the input stops a conversion
             # A bug, but one event must not end a long conversion: it is reported and skipped
             # (the fuzz harness fails on this report, so it is not a place to hide bugs).
-            self._warn(DAMAGE_INTERNAL, event.records[0], f"{DAMAGE_INTERNAL} on audit event {event.event_id}: "
+            self._warn(DAMAGE_INTERNAL, facts.where, f"{DAMAGE_INTERNAL} on audit event {facts.event_id}: "
                        f"{exc!r}; event skipped")
             out, failed = [], True
-        for rec in syscalls:
+        for where in facts.cut:
             # The kernel ends every SYSCALL record with key=; without it the line was cut (a
             # full disk, a truncated copy) and what follows the cut, maybe success=, is gone.
-            if rec.get("key") is None:
-                self._warn(DAMAGE_CUT, rec, f"SYSCALL record of audit event {event.event_id} ends before "
-                           "its last field key= (cut line?); converted from what is present")
-        if event.late:
-            self._warn(DAMAGE_LATE, event.records[0], f"records of audit event {event.event_id} came after "
+            self._warn(DAMAGE_CUT, where, f"SYSCALL record of audit event {facts.event_id} ends before "
+                       "its last field key= (cut line?); converted from what is present")
+        if facts.late:
+            self._warn(DAMAGE_LATE, facts.where, f"records of audit event {facts.event_id} came after "
                        "the event was closed (beyond the correlation window, or a duplicated event); "
                        "converted as an event of their own")
         if not execs:
-            if not syscalls and event.first(EXECVE) is not None and not event.late:
-                self._warn(DAMAGE_ORPHAN, event.records[0], f"EXECVE records of audit event {event.event_id} "
+            if facts.orphan and not facts.late:
+                self._warn(DAMAGE_ORPHAN, facts.where, f"EXECVE records of audit event {facts.event_id} "
                            "without their SYSCALL record (lost, or beyond the correlation window): not converted")
             return out
         stats.exec_syscalls += len(execs)
@@ -214,37 +214,30 @@ class Converter:
         duplicates = min(len(execs) - 1, missing)
         if duplicates > 0:
             stats.exec_rejected[EXEC_DUPLICATE] += duplicates
-            self._warn(DAMAGE_DUPLICATE, execs[1], f"audit event {event.event_id} has {len(execs)} "
+            self._warn(DAMAGE_DUPLICATE, execs[1], f"audit event {facts.event_id} has {len(execs)} "
                        "SYSCALL records of one exec (duplicated lines?); converted once")
         if missing > duplicates:
             reason = EXEC_INTERNAL if failed else EXEC_NOT_SELECTED if 1 not in self.options.events else EXEC_NO_PID
             stats.exec_rejected[reason] += missing - duplicates
-        execve = event.all(EXECVE)
-        damage = execve_damage(execve) if execve else None
-        if damage is not None:
-            self._warn(DAMAGE_EXECVE, execve[0], f"audit event {event.event_id}: {damage}; the command "
-                       "line holds the arguments present")
-        elif not execve:
-            self._warn(DAMAGE_NO_EXECVE, execs[0], f"audit event {event.event_id}: successful exec without "
+        if facts.execve_damage is not None:
+            self._warn(DAMAGE_EXECVE, facts.execve_where, f"audit event {facts.event_id}: {facts.execve_damage}; "
+                       "the command line holds the arguments present")
+        elif not facts.has_execve:
+            self._warn(DAMAGE_NO_EXECVE, execs[0], f"audit event {facts.event_id}: successful exec without "
                        "EXECVE record (lost or outside the correlation window); command line from "
                        "PROCTITLE or comm")
         return out
 
-    def _warn(self, kind: str, record: Record, reason: str) -> None:
+    def _warn(self, kind: str, where: Where, reason: str) -> None:
         self.stats.damaged[kind] += 1
         if self._on_warning is not None:
-            where = record.source
-            self._on_warning(ParseError(reason, path=where.path if where else self._path,
-                                        line=where.line if where else None))
+            self._on_warning(ParseError(reason, path=where[0] if where else self._path,
+                                        line=where[1] if where else None))
 
     def _count(self, out: list[SysmonEvent]) -> list[SysmonEvent]:
         self.stats.written += len(out)
         self.stats.process_create = self._mapper.stats.process_create
         return out
-
-
-def _successful_exec(rec: Record) -> bool:
-    return rec.text("success") == "yes" and syscall_name(rec) in _EXEC_CALLS
 
 
 def convert(

@@ -25,48 +25,23 @@ order stays the log's order. EventRecordIDs are assigned at release.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import sockaddr
-from .argv import execve_argv
-from .calls import EINPROGRESS, Call, call_of
+from .calls import EINPROGRESS
 from .correlate import AuditEvent
+from .facts import Actor, EventFacts, Exec, Login, Syscall, extract
 from .guid import ZERO_GUID, event_key, logon_guid, machine_id_from_node, sysmon_guid
 from .options import Options
-from .paths import PATH, PathItem, PathResolver, cwd_of, path_items
-from .records import Record, ValueKind
+from .paths import PathItem, PathResolver
 from .sockaddr import SocketAddress, SocketInfo, SocketTable
 from .sysmon import SysmonEvent, format_utc_time, make_event
 from .track import Process, ProcessTable
 from .users import UNSET_ID, UserDb
 
-SYSCALL = 1300
-SOCKADDR = 1306
-EXECVE = 1309
-PROCTITLE = 1327
-LOGIN = 1006
-ANOM_ABEND = 1701
 UNKNOWN_PROCESS = "<unknown process>"
-# Calls whose relative names start at the directory fd in a0 rather than at the CWD.
-DIRFD_CALLS = frozenset(
-    {
-        "openat", "openat2", "unlinkat", "mkdirat", "mknodat", "fchmodat", "fchownat", "newfstatat",
-        "fstatat64", "faccessat", "faccessat2", "readlinkat", "utimensat", "futimesat", "execveat",
-        "statx", "name_to_handle_at",
-    }
-)
-# Calls with two directory fds (or one not in a0): only their absolute names are learned.
-OTHER_DIRFD_CALLS = frozenset({"renameat", "renameat2", "linkat", "symlinkat"})
-# Where the open flags are: open(path, flags), openat(dirfd, path, flags); openat2 passes a
-# struct whose flags audit does not log, creat() is write-only.
-OPEN_FLAGS_ARG = {"open": 1, "openat": 2}
-O_ACCMODE, O_WRONLY = 3, 1
-# socket(2) types and protocols that are TCP or UDP (SOCK_STREAM/DGRAM, IPPROTO_IP/TCP/UDP).
-SOCKET_TYPES = {1: "tcp", 2: "udp"}
-INET_PROTOCOLS = frozenset({0, 6, 17})
 
 
 @dataclass(slots=True)
@@ -94,7 +69,11 @@ class MapperStats:
 
 
 class Mapper:
-    """Turns audit events into Sysmon events; owns the process table and session times."""
+    """Turns audit events into Sysmon events; owns the process table and session times.
+
+    It reads an event only through its `EventFacts` (facts.py): `add` extracts and applies,
+    `apply` takes facts a worker process extracted (`--jobs`).
+    """
 
     def __init__(self, options: Options, users: UserDb, table: ProcessTable | None = None) -> None:
         self.options = options
@@ -116,16 +95,22 @@ class Mapper:
 
     def add(self, event: AuditEvent) -> list[SysmonEvent]:
         """Learn from one audit event; return the Sysmon events that are now final."""
+        facts = extract(event, self.users)
+        if facts.failure is not None:
+            raise MapError(facts.failure)
+        return self.apply(facts)
+
+    def apply(self, event: EventFacts) -> list[SysmonEvent]:
+        """Learn from the facts of one audit event; return the Sysmon events now final."""
         self._seq += 1
-        for rec in event.records:
-            if rec.type_num == LOGIN:
-                self._learn_login(event.node, rec)
-            elif rec.type_num == ANOM_ABEND:
-                self._abend(event, rec)
-        syscall = event.first(SYSCALL)
-        if syscall is not None:
-            self._learn_syscall(event, syscall)
-        return self._release(event.event_id.msec, force=False)
+        for extra in event.extras:
+            if isinstance(extra, Login):
+                self._learn_login(event, extra.ses)
+            else:
+                self._terminate(event, extra.actor, self._observe(event, extra.actor))
+        if event.syscall is not None:
+            self._learn_syscall(event, event.syscall)
+        return self._release(event.msec, force=False)
 
     def flush(self) -> list[SysmonEvent]:
         """End of input: everything held is final now, unknown parents stay unknown."""
@@ -133,48 +118,43 @@ class Mapper:
 
     # -- learning ------------------------------------------------------------------------
 
-    def _learn_login(self, node: str | None, rec: Record) -> None:
-        ses = self._number(rec, "ses")
-        if ses is not None and ses != UNSET_ID:
-            self._logins[(node, ses)] = rec.event_id.msec // 1000
+    def _learn_login(self, event: EventFacts, ses: int) -> None:
+        if ses != UNSET_ID:
+            self._logins[(event.node, ses)] = event.msec // 1000
             if len(self._logins) > 65536:
                 self._logins.pop(next(iter(self._logins)))
 
-    def _learn_syscall(self, event: AuditEvent, rec: Record) -> None:
-        pid = self._number(rec, "pid")
-        if pid is None:
-            return
-        call = call_of(event, rec)
-        if call.name in ("execve", "execveat") and call.success:
+    def _learn_syscall(self, event: EventFacts, call: Syscall) -> None:
+        if call.execed is not None:
             self.stats.exec_syscalls += 1
-            self._process_create(event, rec, pid)
+            self._process_create(event, call.actor, call.execed)
             return
         # Any other syscall shows the process doing something: its identity so far.
-        proc = self._observe(event, rec, pid)
-        if event.first(PATH) is not None:
-            self._paths.learn(event.node, event, _relative_to_cwd(call, learning=True))
+        proc = self._observe(event, call.actor)
+        if call.has_paths:
+            self._paths.learn(event.node, call.cwd, call.items, call.learn_relative)
         handler = _HANDLERS.get(call.name or "")
         if handler is not None:
-            handler(self, event, rec, call, proc)
+            handler(self, event, call, proc)
 
-    def _fork(self, event: AuditEvent, rec: Record, call: Call, parent: Process) -> None:
+    def _fork(self, event: EventFacts, call: Syscall, parent: Process) -> None:
         node = event.node
-        child = call.exit_code()
+        child = call.exit_code
         if call.success and child and child > 0 and not self._known_since(node, child, event):
             self.table.put(
                 node,
                 Process(
                     child,
-                    self._guid(node, event, child),
+                    self._guid(event, child),
                     parent.image,
                     parent.command_line,
                     parent.uid,
-                    event.event_id.msec,
+                    event.msec,
                     "fork",
                 ),
             )
 
-    def _known_since(self, node: str | None, pid: int, event: AuditEvent) -> bool:
+    def _known_since(self, node: str | None, pid: int, event: EventFacts) -> bool:
         """True when `pid` already has an identity from this event's time on.
 
         A vfork parent's syscall record is written when the parent resumes, i.e. after the
@@ -182,60 +162,51 @@ class Mapper:
         must not be overwritten by the fork that preceded it.
         """
         known = self.table.get(node, pid)
-        return known is not None and known.start_msec >= event.event_id.msec
+        return known is not None and known.start_msec >= event.msec
 
-    def _observe(self, event: AuditEvent, rec: Record, pid: int) -> Process:
+    def _observe(self, event: EventFacts, actor: Actor) -> Process:
         """A process seen doing something: keep its identity, or learn a new one."""
-        node = event.node
-        image = rec.text("exe")
+        node, pid, image = event.node, actor.pid, actor.image
         known = self.table.get(node, pid)
         if known is None or (image is not None and known.image != image):
             known = self.table.put(
                 node,
                 Process(
                     pid,
-                    self._guid(node, event, pid),
+                    self._guid(event, pid),
                     image,
-                    _proctitle(event) or rec.text("comm"),
-                    self._number(rec, "uid"),
-                    event.event_id.msec,
+                    event.title or actor.comm,
+                    actor.uid,
+                    event.msec,
                     "observed",
                 ),
             )
-        else:
-            title = _proctitle(event)
-            if title:
-                self.table.learn_command_line(node, pid, title)
+        elif event.title:
+            self.table.learn_command_line(node, pid, event.title)
         self._resolve_waiting(node, pid, known)
         return known
 
     # -- ProcessCreate -------------------------------------------------------------------
 
-    def _process_create(self, event: AuditEvent, rec: Record, pid: int) -> None:
-        node = event.node
-        msec = event.event_id.msec
+    def _process_create(self, event: EventFacts, actor: Actor, execed: Exec) -> None:
+        node, msec, pid, uid, ppid, ses = event.node, event.msec, actor.pid, actor.uid, execed.ppid, execed.ses
         computer = node or self._hostname
         machine = self._machine_id(computer)
-        uid = self._number(rec, "uid")
-        ppid = self._number(rec, "ppid")
-        image = rec.text("exe")
-        command_line = _command_line(event, rec)
-        ses = self._number(rec, "ses")
-        guid = sysmon_guid(machine, msec // 1000, event_key(node, msec, event.event_id.serial, pid))
+        guid = sysmon_guid(machine, msec // 1000, event_key(node, msec, event.serial, pid))
         values = {
             "RuleName": "-",
             "UtcTime": format_utc_time(msec),
             "ProcessGuid": guid,
             "ProcessId": str(pid),
-            "Image": image or "-",
-            "CommandLine": command_line,
-            "CurrentDirectory": cwd_of(event) or "-",
-            "User": self._user_name(rec, uid),
+            "Image": actor.image or "-",
+            "CommandLine": execed.command_line,
+            "CurrentDirectory": execed.cwd or "-",
+            "User": actor.user,
             "LogonGuid": logon_guid(
                 machine,
                 self._logins.get((node, ses), 0) if ses is not None else 0,
                 uid if uid is not None else 0,
-                _tty_index(rec.text("tty")),
+                execed.tty_index,
             ),
             "LogonId": str(uid & 0xFFFF) if uid is not None else "-",
             "TerminalSessionId": str(ses if ses is not None else UNSET_ID),
@@ -243,7 +214,7 @@ class Mapper:
             "Hashes": "-",
             "ParentProcessId": str(ppid) if ppid is not None else "-",
         }
-        self.table.put(node, Process(pid, guid, image, command_line, uid, msec, "exec"))
+        self.table.put(node, Process(pid, guid, actor.image, execed.command_line, uid, msec, "exec"))
         if 1 not in self.options.events:
             return
         self.stats.process_create += 1
@@ -281,68 +252,55 @@ class Mapper:
 
     # -- ProcessTerminate ----------------------------------------------------------------
 
-    def _exit_group(self, event: AuditEvent, rec: Record, call: Call, proc: Process) -> None:
-        self._terminate(event, rec, proc)
+    def _exit_group(self, event: EventFacts, call: Syscall, proc: Process) -> None:
+        self._terminate(event, call.actor, proc)
 
-    def _abend(self, event: AuditEvent, rec: Record) -> None:
-        """ANOM_ABEND: a process killed by a core-dumping signal; it makes no exit_group."""
-        pid = self._number(rec, "pid")
-        if pid is not None:
-            self._terminate(event, rec, self._observe(event, rec, pid))
+    def _terminate(self, event: EventFacts, actor: Actor, proc: Process) -> None:
+        """ProcessTerminate of the identity that ended; later records of the pid start anew.
 
-    def _terminate(self, event: AuditEvent, rec: Record, proc: Process) -> None:
-        """ProcessTerminate of the identity that ended; later records of the pid start anew."""
-        self._queue(
-            5,
-            event,
-            {
-                **self._process_fields(event, proc),
-                "User": self._user_name(rec, self._number(rec, "uid")),
-            },
-        )
+        Also what an ANOM_ABEND record means: a process killed by a core-dumping signal
+        makes no exit_group.
+        """
+        self._queue(5, event, {**self._process_fields(event, proc), "User": actor.user})
         self.table.exited(event.node, proc.pid)
 
     # -- NetworkConnect ------------------------------------------------------------------
 
-    def _socket(self, event: AuditEvent, rec: Record, call: Call, proc: Process) -> None:
+    def _socket(self, event: EventFacts, call: Syscall, proc: Process) -> None:
         """socket(): remember whether the new fd is TCP or UDP (other kinds are not written)."""
-        fd = call.exit_code()
-        if not call.success or fd is None or fd < 0:
-            return
-        domain = call.arg(0)
-        if domain not in (sockaddr.AF_INET, sockaddr.AF_INET6) and call.arg_text(0) not in ("inet", "inet6"):
-            return
-        self._sockets.put(event.node, proc.pid, fd, SocketInfo(_socket_protocol(call)))
+        fd = call.exit_code
+        if call.success and fd is not None and fd >= 0 and call.inet:
+            self._sockets.put(event.node, proc.pid, fd, SocketInfo(call.protocol))
 
-    def _bind(self, event: AuditEvent, rec: Record, call: Call, proc: Process) -> None:
+    def _bind(self, event: EventFacts, call: Syscall, proc: Process) -> None:
         """bind(): the local address of later accepts on (and connects from) this fd."""
-        fd, local = call.arg(0), _socket_address(event)
+        fd, local = call.fd, call.address
         if call.success and fd is not None and local is not None:
             known = self._sockets.get(event.node, proc.pid, fd)
             self._sockets.put(event.node, proc.pid, fd, SocketInfo(known.protocol, local))
 
-    def _connect(self, event: AuditEvent, rec: Record, call: Call, proc: Process) -> None:
-        if call.success or call.exit_code() == -EINPROGRESS:
-            self._network(event, rec, call, proc, initiated=True)
+    def _connect(self, event: EventFacts, call: Syscall, proc: Process) -> None:
+        if call.success or call.exit_code == -EINPROGRESS:
+            self._network(event, call, proc, initiated=True)
 
-    def _accept(self, event: AuditEvent, rec: Record, call: Call, proc: Process) -> None:
+    def _accept(self, event: EventFacts, call: Syscall, proc: Process) -> None:
         if call.success:
-            self._network(event, rec, call, proc, initiated=False)
+            self._network(event, call, proc, initiated=False)
 
-    def _network(self, event: AuditEvent, rec: Record, call: Call, proc: Process, *, initiated: bool) -> None:
+    def _network(self, event: EventFacts, call: Syscall, proc: Process, *, initiated: bool) -> None:
         """connect: SOCKADDR is the destination; accept: it is the peer, i.e. the source.
 
         The other end is this host's own address, which audit does not log: the bound
         address when an audited bind() showed it, else the unspecified address, port 0.
         """
-        remote = _socket_address(event)
+        remote = call.address
         if remote is None:
             return
-        node, fd = event.node, call.arg(0)
+        node, fd = event.node, call.fd
         info = self._sockets.get(node, proc.pid, fd) if fd is not None else SocketInfo()
         if info.protocol == "other":
             return
-        if not initiated and (accepted := call.exit_code()) is not None and accepted >= 0:
+        if not initiated and (accepted := call.exit_code) is not None and accepted >= 0:
             self._sockets.put(node, proc.pid, accepted, info)
         local = info.local if info.local is not None and info.local.is_ipv6 == remote.is_ipv6 else None
         local = local or sockaddr.unspecified(remote.is_ipv6)
@@ -352,7 +310,7 @@ class Mapper:
             event,
             {
                 **self._process_fields(event, proc),
-                "User": self._user_name(rec, self._number(rec, "uid")),
+                "User": call.actor.user,
                 "Protocol": info.protocol or "tcp",
                 "Initiated": "true" if initiated else "false",
                 **_endpoint("Source", source),
@@ -362,34 +320,33 @@ class Mapper:
 
     # -- FileCreate, RawAccessRead, FileDelete -------------------------------------------
 
-    def _open(self, event: AuditEvent, rec: Record, call: Call, proc: Process) -> None:
+    def _open(self, event: EventFacts, call: Syscall, proc: Process) -> None:
         """A created file is a FileCreate; an existing block device opened to read, a RawAccessRead."""
         if not call.success:
             return
-        items = path_items(event)
+        items = call.items
         created = next((i for i in items if i.nametype == "CREATE"), None)
         if created is not None:
-            self._file_event(11, "TargetFilename", event, rec, call, proc, created, normalise=True)
+            self._file_event(11, "TargetFilename", event, call, proc, created, normalise=True)
             return
         opened = next((i for i in reversed(items) if i.nametype != "PARENT"), None)
-        if opened is not None and opened.file_type == "block" and _opened_for_reading(call):
-            self._file_event(9, "Device", event, rec, call, proc, opened, normalise=True)
+        if opened is not None and opened.file_type == "block" and call.for_reading:
+            self._file_event(9, "Device", event, call, proc, opened, normalise=True)
 
-    def _unlink(self, event: AuditEvent, rec: Record, call: Call, proc: Process) -> None:
+    def _unlink(self, event: EventFacts, call: Syscall, proc: Process) -> None:
         """unlink/unlinkat of anything but a directory (Sysmon logs no rmdir)."""
         if not call.success:
             return
-        deleted = next((i for i in path_items(event) if i.nametype == "DELETE"), None)
+        deleted = next((i for i in call.items if i.nametype == "DELETE"), None)
         if deleted is not None and not deleted.is_dir:
-            self._file_event(23, "TargetFilename", event, rec, call, proc, deleted, normalise=False)
+            self._file_event(23, "TargetFilename", event, call, proc, deleted, normalise=False)
 
     def _file_event(
         self,
         event_id: int,
         field: str,
-        event: AuditEvent,
-        rec: Record,
-        call: Call,
+        event: EventFacts,
+        call: Syscall,
         proc: Process,
         item: PathItem,
         *,
@@ -398,14 +355,13 @@ class Mapper:
         if event_id not in self.options.events:
             return
         path = self._paths.resolve(
-            event.node, event, item, _relative_to_cwd(call, learning=False), normalise=normalise
+            event.node, call.cwd, call.items, item, call.resolve_relative, normalise=normalise
         )
-        uid = self._number(rec, "uid")
         values = {
             **self._process_fields(event, proc),
             field: path or "-",
             # Sysmon ≥ 1.1 leaves the user out for root on these events (reference §1).
-            "User": "-" if uid == 0 else self._user_name(rec, uid),
+            "User": "-" if call.actor.uid == 0 else call.actor.user,
         }
         if event_id == 11:
             values["CreationUtcTime"] = values["UtcTime"]
@@ -415,22 +371,22 @@ class Mapper:
 
     # -- shared --------------------------------------------------------------------------
 
-    def _process_fields(self, event: AuditEvent, proc: Process) -> dict[str, str]:
+    def _process_fields(self, event: EventFacts, proc: Process) -> dict[str, str]:
         """RuleName, UtcTime and the acting process, as every non-create event starts."""
         return {
             "RuleName": "-",
-            "UtcTime": format_utc_time(event.event_id.msec),
+            "UtcTime": format_utc_time(event.msec),
             "ProcessGuid": proc.guid,
             "ProcessId": str(proc.pid),
             "Image": proc.image or UNKNOWN_PROCESS,
         }
 
-    def _queue(self, event_id: int, event: AuditEvent, values: dict[str, str]) -> None:
+    def _queue(self, event_id: int, event: EventFacts, values: dict[str, str]) -> None:
         """Put a final event in the outbox, behind everything that came before it."""
         if event_id in self.options.events:
             node = event.node
             self._outbox.append(
-                _Pending(event_id, values, node, node or self._hostname, event.event_id.msec, -1, False, self._seq)
+                _Pending(event_id, values, node, node or self._hostname, event.msec, -1, False, self._seq)
             )
 
     # -- output --------------------------------------------------------------------------
@@ -471,11 +427,10 @@ class Mapper:
 
     # -- field helpers -------------------------------------------------------------------
 
-    def _guid(self, node: str | None, event: AuditEvent, pid: int) -> str:
-        computer = node or self._hostname
-        msec = event.event_id.msec
+    def _guid(self, event: EventFacts, pid: int) -> str:
+        node, msec = event.node, event.msec
         return sysmon_guid(
-            self._machine_id(computer), msec // 1000, event_key(node, msec, event.event_id.serial, pid)
+            self._machine_id(node or self._hostname), msec // 1000, event_key(node, msec, event.serial, pid)
         )
 
     def _machine_id(self, computer: str) -> int:
@@ -488,95 +443,9 @@ class Mapper:
             mid = self._machine_ids[computer] = machine_id_from_node(computer)
         return mid
 
-    def _number(self, rec: Record, key: str) -> int | None:
-        """A numeric field, also from `ausearch -i` names (`ses=unset`, `uid=root`)."""
-        text = rec.text(key)
-        if text is None:
-            return None
-        try:
-            return int(text)
-        except ValueError:
-            return self.users.uid(text) if rec.interpreted else None
 
-    def _user_name(self, rec: Record, uid: int | None) -> str:
-        """Name of the real uid: the record's own name first, then the user database."""
-        own = rec.enrichment("UID")
-        if own is None and rec.interpreted:
-            own = rec.text("uid")
-        if own and not own.startswith("unknown(") and not own.isdecimal():
-            return own
-        return self.users.name(uid) if uid is not None else "-"
-
-
-def _proctitle(event: AuditEvent) -> str | None:
-    """PROCTITLE as a command line: NUL-separated argv, joined by spaces (maybe truncated)."""
-    rec = event.first(PROCTITLE)
-    if rec is None:
-        return None
-    f = rec.get("proctitle")
-    if f is None or f.kind is ValueKind.NULL:
-        return None
-    return f.value.replace(b"\x00", b" ").decode("utf-8", "surrogateescape")
-
-
-def _command_line(event: AuditEvent, syscall: Record) -> str:
-    """argv joined by single spaces: EXECVE records, else PROCTITLE, else comm."""
-    argv = execve_argv(event.all(EXECVE))
-    if argv is not None:
-        return b" ".join(argv).decode("utf-8", "surrogateescape")
-    return _proctitle(event) or syscall.text("comm") or "-"
-
-
-def _tty_index(tty: str | None) -> int:
-    """The controlling tty's index as Sysmon reads it: `pts3` → 3, `tty1` → 1, `(none)` → 0."""
-    match = _TTY_INDEX.search(tty or "")
-    return int(match.group(1)) if match else 0
-
-
-_TTY_INDEX = re.compile(r"^(?:pts|tty)(\d+)$")
-
-
-def _relative_to_cwd(call: Call, *, learning: bool) -> bool:
-    """Whether the call's relative names start at the CWD (no dirfd, or AT_FDCWD)."""
-    if call.name in DIRFD_CALLS:
-        return call.is_dirfd_cwd(0)
-    return not (learning and call.name in OTHER_DIRFD_CALLS)
-
-
-def _opened_for_reading(call: Call) -> bool:
-    """Not write-only: O_RDONLY or O_RDWR (openat2's flags are not logged: counted as a read)."""
-    if call.name == "creat":
-        return False
-    index = OPEN_FLAGS_ARG.get(call.name or "")
-    if index is None:
-        return True
-    flags = call.arg(index)
-    if flags is not None:
-        return flags & O_ACCMODE != O_WRONLY
-    return "O_WRONLY" not in call.arg_text(index)
-
-
-def _socket_protocol(call: Call) -> str:
-    """`tcp`/`udp` from socket()'s type and protocol arguments, `other` for anything else."""
-    kind, protocol = call.arg(1), call.arg(2)
-    if kind is None:  # ausearch -i: SOCK_STREAM, SOCK_DGRAM|SOCK_CLOEXEC, …
-        text = call.arg_text(1)
-        return "udp" if "SOCK_DGRAM" in text else "tcp" if "SOCK_STREAM" in text else "other"
-    name = SOCKET_TYPES.get(kind & 0xF)
-    if name is None or (protocol is not None and protocol not in INET_PROTOCOLS):
-        return "other"
-    return name
-
-
-def _socket_address(event: AuditEvent) -> SocketAddress | None:
-    """The inet/inet6 endpoint of the event's SOCKADDR record, raw or `ausearch -i`."""
-    rec = event.first(SOCKADDR)
-    field = rec.get("saddr") if rec is not None else None
-    if field is None or field.kind is ValueKind.NULL:
-        return None
-    if field.kind is ValueKind.INTERPRETED:
-        return sockaddr.from_interpreted(field.text)
-    return sockaddr.decode(field.value)
+class MapError(Exception):
+    """Extracting an event's facts raised: a bug, which `Mapper.add` passes on."""
 
 
 def _endpoint(side: str, address: SocketAddress) -> dict[str, str]:
@@ -589,7 +458,7 @@ def _endpoint(side: str, address: SocketAddress) -> dict[str, str]:
     }
 
 
-_Handler = Callable[[Mapper, AuditEvent, Record, Call, Process], None]
+_Handler = Callable[[Mapper, EventFacts, Syscall, Process], None]
 # What each syscall (after a successful exec, which is handled first) does, as data.
 _HANDLERS: dict[str, _Handler] = {
     **dict.fromkeys(("clone", "clone3", "fork", "vfork"), Mapper._fork),

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import posixpath
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .correlate import AuditEvent
 
@@ -34,9 +36,12 @@ _FILE_TYPES = {
 _S_IFMT = 0o170000
 
 
-@dataclass(frozen=True, slots=True)
-class PathItem:
-    """One PATH record: the name as passed, what kind of entry it is, and its inode."""
+class PathItem(NamedTuple):
+    """One PATH record: the name as passed, what kind of entry it is, and its inode.
+
+    A NamedTuple rather than a dataclass: it crosses process boundaries in `--jobs` runs
+    (facts.py), where a tuple pickles at a fraction of the cost.
+    """
 
     name: str | None
     nametype: str | None
@@ -103,15 +108,13 @@ class PathResolver:
         default_factory=OrderedDict, init=False, repr=False
     )
 
-    def learn(self, node: str | None, event: AuditEvent, relative_to_cwd: bool) -> None:
-        """Remember every directory of `event` whose absolute path the records show.
+    def learn(self, node: str | None, cwd: str | None, items: Sequence[PathItem], relative_to_cwd: bool) -> None:
+        """Remember every directory among an event's PATH `items` whose absolute path they show.
 
         `relative_to_cwd` says whether the call's relative names start at the CWD (no dirfd,
         or AT_FDCWD); when they do not, a relative name's directory is unknown and a PARENT
         name is the kernel's CWD stand-in, so only absolute names are learned.
         """
-        cwd = cwd_of(event)
-        items = path_items(event)
         # Through a dirfd, a PARENT name is the kernel's CWD stand-in unless the name passed
         # was absolute (then the dirfd was ignored and the PARENT name is its directory part).
         parents_named = relative_to_cwd or any(
@@ -137,13 +140,15 @@ class PathResolver:
     def resolve(
         self,
         node: str | None,
-        event: AuditEvent,
+        cwd: str | None,
+        items: Sequence[PathItem],
         item: PathItem,
         relative_to_cwd: bool,
         *,
         normalise: bool,
     ) -> str | None:
-        """The absolute name of `item`, or its name as passed when no directory is known.
+        """The absolute name of `item` (one of an event's `items`), or its name as passed
+        when no directory is known.
 
         Absolute names are kept; relative ones are joined to the CWD, or — for a dirfd — to
         the remembered path of the PARENT item's inode. `normalise` folds `.`, `..` and
@@ -155,12 +160,11 @@ class PathResolver:
         if name.startswith("/"):
             path = name
         elif relative_to_cwd:
-            cwd = cwd_of(event)
             if cwd is None:
                 return name
             path = join(cwd, name)
         else:
-            parent = next((p for p in path_items(event) if p.nametype == "PARENT"), None)
+            parent = next((p for p in items if p.nametype == "PARENT"), None)
             directory = self._dirs.get((node, *parent.inode)) if parent and parent.inode else None
             if directory is None:
                 return name
