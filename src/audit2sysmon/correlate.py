@@ -18,13 +18,20 @@ An event closes when:
 * the input ends (`flush`).
 
 Every record is returned in exactly one event (EOE records aside); nothing is dropped.
+
+Seams (for `--jobs N`): a log cut into consecutive chunks, each run by a fresh correlator,
+gives exactly the events of one correlator over the whole log when, at every cut, the true
+correlator is `quiet()` and what it remembers across the cut (the keys it closed lately, each
+node's serial unwrapping) changes nothing after it. A worker cannot know that memory, so it
+sends back a small `ChunkSummary`; the main process keeps the memory in a `SeamState` that
+`check`s each seam, and a chunk that fails is run again by a correlator seeded with it.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import ConfigError
 from .records import EventId, Record
@@ -138,26 +145,107 @@ def _order(pending: _Pending) -> tuple[int, int, int]:
     return (pending.event_id.msec, pending.rank, pending.seq)
 
 
+def _signed_delta(serial: int, previous: int) -> int:
+    """The step from `previous` to `serial` modulo 2^32, taken within ±2^31."""
+    delta = (serial - previous) & 0xFFFFFFFF
+    return delta - 0x100000000 if delta >= 0x80000000 else delta
+
+
 class _SerialUnwrapper:
     """Unwraps one node's 32-bit serials into a monotonic rank, like TCP sequence numbers.
 
     Each serial is placed at the signed distance (within ±2^31) from the previous one, so a
-    wrap from 4294967295 to 0 moves forward by one instead of back by 2^32.
+    wrap from 4294967295 to 0 moves forward by one instead of back by 2^32. `first_serial`
+    is kept for `SeamState.check`: a fresh unwrapper ranks it as itself.
     """
 
-    __slots__ = ("last_serial", "last_rank")
+    __slots__ = ("first_serial", "last_rank", "last_serial")
 
-    def __init__(self, serial: int) -> None:
+    def __init__(self, serial: int, rank: int) -> None:
+        self.first_serial = serial
         self.last_serial = serial
-        self.last_rank = serial
+        self.last_rank = rank
 
     def rank(self, serial: int) -> int:
-        delta = (serial - self.last_serial) & 0xFFFFFFFF
-        if delta >= 0x80000000:
-            delta -= 0x100000000
+        self.last_rank += _signed_delta(serial, self.last_serial)
         self.last_serial = serial
-        self.last_rank += delta
         return self.last_rank
+
+
+@dataclass(slots=True)
+class ChunkSummary:
+    """What the main process needs from a chunk's correlator to judge the seam before it.
+
+    `closed` is the memory of closed keys, oldest first. `first_lookups` are the keys that
+    missed it while it had room: the true correlator still remembered keys from before the
+    seam then, so those misses may have been hits. `serials` maps each node to (first serial,
+    last serial, last rank) of its unwrapper. `serials_reset` (more nodes than the window) and
+    `lookups_overflow` (a run of unmatched EOEs) say the summary cannot prove the seam.
+    Every size is bounded by `max_open`, not by the chunk.
+    """
+
+    quiet: bool
+    closed: list[Key]
+    first_lookups: list[Key]
+    serials: dict[str | None, tuple[int, int, int]]
+    serials_reset: bool
+    lookups_overflow: bool
+
+
+@dataclass(slots=True)
+class SeamState:
+    """What the true correlator carries across a quiet seam, kept by the main process.
+
+    With nothing open or held, only two things survive a cut: the keys closed lately
+    (`closed`, oldest first, to flag late records and expected EOEs) and each node's (last
+    serial, last rank) (to order events of the same millisecond across nodes). `check` says
+    whether a fresh run of the next chunk was exact; `advance` moves past an accepted chunk;
+    `Correlator(seed=state)` runs a chunk that failed as the true correlator would.
+    """
+
+    max_open: int = DEFAULT_MAX_OPEN
+    closed: list[Key] = field(default_factory=list)
+    serials: dict[str | None, tuple[int, int]] = field(default_factory=dict)
+
+    def check(self, summary: ChunkSummary) -> str | None:
+        """None if a fresh correlator ran the chunk exactly as the true one; else why not.
+
+        A fresh memory misses only keys that the true one might still hold, and a fresh
+        unwrapper ranks a node's first serial as itself: both must agree with this state.
+        The true unwrappers are cleared past `max_open + 1` nodes, so that must not happen.
+        """
+        memory = set(self.closed)
+        if any(key in memory for key in summary.first_lookups):
+            return "a record of an event from before the seam"
+        if summary.lookups_overflow:
+            return "too many unmatched keys to compare across the seam"
+        serials = self.serials
+        new_nodes = sum(node not in serials for node in summary.serials)
+        if summary.serials_reset or len(serials) + new_nodes > self.max_open + 1:
+            return "more nodes than the window keeps serial numbers for"
+        for node, (first, _, _) in summary.serials.items():
+            known = serials.get(node)
+            if known is not None and known[1] + _signed_delta(first, known[0]) != first:
+                return "serial numbers wrap across the seam"
+        return None
+
+    def advance(self, summary: ChunkSummary) -> None:
+        """Move past an accepted chunk (fresh and checked, or seeded): chain its memory.
+
+        The chunk's keys were closed after all of ours, so they go to the end in their order
+        and the oldest fall out, as `Correlator._finish` does one key at a time.
+        """
+        memory: OrderedDict[Key, None] = OrderedDict.fromkeys(self.closed)
+        for key in summary.closed:
+            memory.pop(key, None)
+            memory[key] = None
+        while len(memory) > self.max_open:
+            memory.popitem(last=False)
+        self.closed = list(memory)
+        if summary.serials_reset:
+            self.serials = {}
+        for node, (_, last_serial, last_rank) in summary.serials.items():
+            self.serials[node] = (last_serial, last_rank)
 
 
 class Correlator:
@@ -174,12 +262,16 @@ class Correlator:
         max_open: int = DEFAULT_MAX_OPEN,
         max_age_ms: int = DEFAULT_MAX_AGE_MS,
         max_records: int = DEFAULT_MAX_RECORDS,
+        seed: SeamState | None = None,
     ) -> None:
+        """`seed`: continue from the true state at a quiet seam instead of from nothing."""
         if max_open < 1 or max_records < 1 or max_age_ms < 0:
             raise ConfigError(
                 f"correlation window needs max_open >= 1, max_records >= 1, max_age_ms >= 0 "
                 f"(got {max_open}, {max_records}, {max_age_ms})"
             )
+        if seed is not None and seed.max_open != max_open:
+            raise ConfigError(f"seed is for max_open={seed.max_open}, not {max_open}")
         self._max_open = max_open
         self._max_age_ms = max_age_ms
         self._max_records = max_records
@@ -189,6 +281,14 @@ class Correlator:
         self._closed: OrderedDict[Key, None] = OrderedDict()
         self._seq = 0
         self._serials: dict[str | None, _SerialUnwrapper] = {}
+        if seed is not None:
+            self._closed.update(dict.fromkeys(seed.closed))
+            for node, (serial, rank) in seed.serials.items():
+                self._serials[node] = _SerialUnwrapper(serial, rank)
+        # For summary(): keys that missed `_closed` while it had room (see `_was_closed`).
+        self._first_lookups: dict[Key, None] = {}
+        self._lookups_overflow = False
+        self._serials_reset = False
         # Closed events wait here until no open event is older: output is in log order.
         self._ready: list[tuple[tuple[int, int, int], _Pending]] = []
         # Open events by order; entries of events closed since are skipped lazily.
@@ -211,10 +311,11 @@ class Correlator:
             if pending is not None:
                 stats.closed_by_eoe += 1
                 self._close(pending, done)
-            elif key not in self._closed:
+            elif not self._was_closed(key):
                 stats.spurious_eoe += 1
         elif stands_alone(type_num):
-            pending = _Pending(key, record, self._next_seq(), key in self._closed, self._rank(record))
+            late = self._was_closed(key)
+            pending = _Pending(key, record, self._next_seq(), late, self._rank(record))
             stats.late_records += pending.late
             stats.closed_by_marker += 1
             self._finish(pending, done)
@@ -251,13 +352,52 @@ class Correlator:
         """How many events are held right now (never more than `max_open`)."""
         return len(self._open)
 
+    def quiet(self) -> bool:
+        """Nothing open and nothing held back: a cut here loses no event (see `SeamState`)."""
+        return not self._open and not self._ready
+
+    def summary(self) -> ChunkSummary:
+        """What `SeamState` needs to judge the seam before this run's chunk (call before flush)."""
+        serials = {
+            node: (u.first_serial, u.last_serial, u.last_rank) for node, u in self._serials.items()
+        }
+        return ChunkSummary(
+            self.quiet(),
+            list(self._closed),
+            list(self._first_lookups),
+            serials,
+            self._serials_reset,
+            self._lookups_overflow,
+        )
+
+    def _was_closed(self, key: Key) -> bool:
+        """True if `key` was closed lately; a miss is noted for `summary()` while it may matter.
+
+        Until `max_open` keys are remembered, the true correlator over a longer log still holds
+        keys from before this run, so a miss here may be a hit there. (Not until `max_open`
+        closes: closing a remembered key again evicts nothing.) Once full, both memories are
+        the same and a miss costs one comparison. Keys missed by new events are open or
+        remembered, 2 * max_open at most; more come from unmatched EOEs, and are not kept.
+        """
+        closed = self._closed
+        if key in closed:
+            return True
+        if len(closed) < self._max_open:
+            lookups = self._first_lookups
+            if len(lookups) < 2 * self._max_open:
+                lookups[key] = None
+            elif key not in lookups:
+                self._lookups_overflow = True
+        return False
+
     def _rank(self, record: Record) -> int:
         serial = record.event_id.serial
         unwrapper = self._serials.get(record.node)
         if unwrapper is None:
             if len(self._serials) > self._max_open:
                 self._serials.clear()
-            unwrapper = self._serials[record.node] = _SerialUnwrapper(serial)
+                self._serials_reset = True
+            unwrapper = self._serials[record.node] = _SerialUnwrapper(serial, serial)
         return unwrapper.rank(serial)
 
     def _next_seq(self) -> int:
@@ -265,7 +405,7 @@ class Correlator:
         return self._seq
 
     def _start(self, key: Key, record: Record, done: list[_Pending]) -> _Pending:
-        pending = _Pending(key, record, self._next_seq(), key in self._closed, self._rank(record))
+        pending = _Pending(key, record, self._next_seq(), self._was_closed(key), self._rank(record))
         self._open[key] = pending
         heapq.heappush(self._open_order, (_order(pending), key))
         node_open = self._by_node.get(key[0])
