@@ -522,7 +522,7 @@ from audit2sysmon.convert import Converter
 def held(conv):
     # Records held anywhere between the parser and the output: open and waiting events of the
     # correlator, its order heap, and the map stage's outbox and parent waits.
-    co, ma = conv._correlator, conv._mapper
+    co, ma = conv._reader.correlator, conv._mapper
     return (sum(len(p.records) for p in co._open.values()) + len(co._ready) + len(co._open_order)
             + len(ma._outbox) + sum(len(w) for w in ma._waiting.values()))
 

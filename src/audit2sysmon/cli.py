@@ -27,7 +27,14 @@ from . import __version__, build
 from .convert import ConversionStats, Converter
 from .correlate import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_OPEN
 from .errors import Audit2SysmonError, ConfigError
-from .inputs import POLL_INTERVAL, expand_directory, follow_fd, follow_file, open_source, order_inputs
+from .inputs import (
+    POLL_INTERVAL,
+    expand_directory,
+    follow_fd,
+    follow_file,
+    open_source,
+    order_inputs,
+)
 from .options import SUPPORTED_EVENTS, Options
 from .render import FORMATS, formatter
 from .sysmon import SysmonEvent
@@ -132,6 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="after the last file, keep reading it as it grows, like tail -F (survives rotation); "
         "stop with Ctrl-C or SIGTERM",
     )
+    run.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="read the input with N worker processes (0: one per CPU); the output is the same "
+        "(default: 1, all in this process)",
+    )
     run.add_argument("--stats", action="store_true", help="print counts on standard error at the end")
     run.add_argument("--rejects", metavar="FILE", help="write malformed lines here, byte for byte")
     run.add_argument("--version", action="version", version=f"{PROG} {__version__} ({build()})")
@@ -149,6 +165,10 @@ def options_from_args(args: argparse.Namespace) -> Options:
         "time_created": args.time_created,
         "hold_for_parent": not args.follow,
     }
+    if args.follow and args.jobs != 1:
+        raise ConfigError("--follow reads as the file grows, in this process: it takes no --jobs")
+    if args.jobs < 0:
+        raise ConfigError(f"--jobs needs a number of worker processes >= 0, not {args.jobs}")
     if args.tz is not None:
         try:
             values["tz"] = ZoneInfo(args.tz)
@@ -212,8 +232,7 @@ class EventWriter:
 class Reporter:
     """Malformed lines: `FILE:LINE: reason` on stderr (the first few), verbatim to --rejects.
 
-    The converter calls it back while it reads `line`, so the CLI sets `line` before each
-    feed; the error itself already names file and line.
+    The error names file and line, and carries the line as read (`source_line`).
     """
 
     def __init__(
@@ -228,14 +247,13 @@ class Reporter:
         self._limit = limit
         self._what = what
         self.count = 0
-        self.line = b""
 
     def __call__(self, error: Audit2SysmonError) -> None:
         self.count += 1
         if self.count <= self._limit:
             self._say(str(error))
-        if self._rejects is not None:
-            line = self.line if self.line.endswith(b"\n") else self.line + b"\n"
+        if self._rejects is not None and error.source_line is not None:
+            line = error.source_line if error.source_line.endswith(b"\n") else error.source_line + b"\n"
             try:
                 self._rejects.write(line)
             except OSError as exc:
@@ -301,7 +319,7 @@ class Run:
         self.writer = EventWriter(out, formatter(args.format, tz=converter_options.tz))
         # Damage in events that were still converted: reported like malformed lines, not kept.
         self.warner = Reporter(self.say, None, what="warning(s) about damaged events")
-        self.conv = Converter(converter_options, on_error=self.reporter, on_warning=self.warner)
+        self.conv = Converter(converter_options, on_error=self.reporter, on_warning=self.warner, jobs=args.jobs)
         self.files_read = 0
 
     def say(self, message: str) -> None:
@@ -331,6 +349,7 @@ class Run:
             self.writer.write(self.conv.flush())
             self.writer.flush()
         finally:
+            self.conv.close()
             if self.progress is not None:
                 self.progress.close()
                 self.progress = None
@@ -353,23 +372,30 @@ class Run:
         except OSError as exc:
             self.fail(f"cannot read {path}: {exc.strerror or exc}")
             return done_bytes
-        conv, reporter, writer, progress, stop = self.conv, self.reporter, self.writer, self.progress, self.stop
-        conv.start_file(source.name)
+        conv, writer, progress, stop = self.conv, self.writer, self.progress, self.stop
         lineno = 0
         try:
-            for lineno, line in enumerate(source.lines, 1):
-                reporter.line = line
-                events = conv.feed(line)
-                if events:
+            if conv.jobs > 1:  # worker processes read it; events come a chunk at a time
+                for events in conv.feed_input(source.lines, source.name):
                     writer.write(events)
-                if not lineno & _TICK:
                     if progress is not None:
                         progress.advance(done_bytes + source.position())
                     if stop.is_set():
                         break
+            else:
+                conv.start_file(source.name)
+                for lineno, line in enumerate(source.lines, 1):
+                    events = conv.feed(line)
+                    if events:
+                        writer.write(events)
+                    if not lineno & _TICK:
+                        if progress is not None:
+                            progress.advance(done_bytes + source.position())
+                        if stop.is_set():
+                            break
             self.files_read += 1
         except _READ_ERRORS as exc:
-            self.fail(f"{source.name}: read error after line {lineno}: {exc}")
+            self.fail(f"{source.name}: read error after line {lineno or conv.input_lines}: {exc}")
         finally:
             position = source.position() if progress is not None else 0
             source.close()
@@ -383,7 +409,7 @@ class Run:
             if not os.path.exists(path):
                 self.say(f"{PROG}: {path} does not exist yet; waiting for it")
             name, lines = path, follow_file(path, self.stop, self.poll_interval)
-        conv, reporter, writer = self.conv, self.reporter, self.writer
+        conv, writer = self.conv, self.writer
         conv.start_file(name)
         last_line: float | None = None  # monotonic time of the last line not yet closed by idleness
         try:
@@ -397,7 +423,6 @@ class Run:
                         last_line = None
                     continue
                 last_line = time.monotonic()
-                reporter.line = line
                 events = conv.feed(line)
                 if events:
                     writer.write(events)

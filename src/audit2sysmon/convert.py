@@ -1,31 +1,34 @@
 """The conversion pipeline: lines → records → audit events → Sysmon events.
 
-`Converter` owns all state of one conversion (parser, correlation window, process table,
-record counter), so two conversions never share anything and a long-running pipeline can
+`Converter` owns all state of one conversion (its `FactReader`: parser and correlation
+window; the map stage: process table, record counter), so two conversions never share anything and a long-running pipeline can
 feed it line by line. `convert()` is the one-call form over any iterable of lines.
 """
 
 from __future__ import annotations
 
+import io
+import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol, Self
 
-from .correlate import AuditEvent, Correlator
-from .errors import Audit2SysmonError, ParseError
-from .facts import EventFacts, Where, extract
+from .errors import ConfigError, ParseError
+from .facts import EventFacts, Where
 from .mapping import MapError, Mapper, MapperStats
 from .options import Options
-from .parse import Parser
+from .parallel import (
+    CHUNK_BYTES,
+    CHUNK_LINES,
+    ParallelReader,
+    line_chunks,
+    stream_chunks,
+)
+from .reader import ErrorHandler, FactReader, LineCounts
 from .sysmon import SysmonEvent
 from .users import UserDb
 
-ErrorHandler = Callable[[Audit2SysmonError], None]
-_WRONG_FORM = {
-    True: "interpreted (ausearch -i) line, but the input format is raw",
-    False: "raw audit record, but the input format is interpreted",
-}
 # Why a successful exec SYSCALL record read did not become a ProcessCreate (`exec_rejected`).
 EXEC_DUPLICATE = "duplicate SYSCALL record in one audit event (converted once)"
 EXEC_NOT_SELECTED = "ProcessCreate (EventID 1) is not among the selected events"
@@ -42,7 +45,7 @@ DAMAGE_INTERNAL = "internal error (bug) in the map stage"
 
 
 @dataclass(slots=True)
-class ConversionStats:
+class ConversionStats(LineCounts):
     """What a conversion read and wrote; the figures add up (see docs/cli.md `--stats`).
 
     `lines` = `records` + `skipped` + `rejected`. No exec is lost silently: `exec_syscalls`
@@ -54,15 +57,10 @@ class ConversionStats:
     was also reported to the converter's `on_warning` with file and line.
     """
 
-    lines: int = 0
-    records: int = 0
-    skipped: int = 0
-    rejected: int = 0
     events: int = 0
     exec_syscalls: int = 0
     process_create: int = 0
     written: int = 0
-    reasons: Counter[str] = field(default_factory=Counter)
     exec_rejected: Counter[str] = field(default_factory=Counter)
     damaged: Counter[str] = field(default_factory=Counter)
 
@@ -103,80 +101,103 @@ class Converter:
         on_error: ErrorHandler | None = None,
         on_warning: ErrorHandler | None = None,
         path: str = "<input>",
+        jobs: int = 1,
         **kwargs: Any,
     ) -> None:
         """`on_error` gets each rejected line (a `ParseError` naming file and line); the line
         is skipped. `on_warning` gets damage noticed in an event that was still converted
-        (a `ParseError` located at the event's first telling record); nothing is skipped."""
+        (a `ParseError` located at the event's first telling record); nothing is skipped.
+        `jobs` > 1 reads whole inputs (`feed_input`) with that many worker processes
+        (0: one per CPU); the output is the same."""
         if options is not None and kwargs:
             raise TypeError("give either an Options object or keyword options, not both")
         self.options = options if options is not None else Options.from_kwargs(**kwargs)
         self.stats = ConversionStats()
-        self._on_error = on_error
+        self.jobs = _jobs(jobs)
         self._on_warning = on_warning
-        self._parser = Parser(tz=self.options.tz, path=path)
-        self._path = path
-        self._lineno = 0
-        # input_format raw/interpreted: the parser detects the form per line; a line of the
-        # other form is rejected rather than read (None: auto, both are read).
-        form = self.options.input_format
-        self._interpreted = None if form == "auto" else form == "interpreted"
-        self._correlator = Correlator(
-            max_open=self.options.max_open_events, max_age_ms=self.options.max_event_age_ms
-        )
         self._users = UserDb.from_options(self.options.passwd, self.options.local_users)
+        self._reader = FactReader(self.options, self._users, on_error=on_error, path=path, counts=self.stats)
         self._mapper: MapStage = Mapper(self.options, self._users)
+        self._workers = (
+            ParallelReader(self.options, self.jobs, on_error=on_error, counts=self.stats) if self.jobs > 1 else None
+        )
 
     def start_file(self, path: str) -> None:
         """Name the input that the next lines come from (line numbers restart at 1)."""
-        self._path = path
-        self._parser = Parser(tz=self.options.tz, path=path)
-        self._lineno = 0
+        self._reader.start_file(path)
 
     def feed(self, line: str | bytes, lineno: int | None = None) -> list[SysmonEvent]:
-        """Read one line; return the Sysmon events it completes (often none)."""
-        stats = self.stats
-        stats.lines += 1
-        self._lineno += 1
-        try:
-            number = lineno if lineno is not None else self._lineno
-            record = self._parser.parse(line, number)
-            if record is not None and self._interpreted is not None and record.interpreted != self._interpreted:
-                raise ParseError(_WRONG_FORM[record.interpreted], path=self._path, line=number)
-        except Audit2SysmonError as exc:
-            stats.rejected += 1
-            stats.reasons[exc.reason] += 1
-            if self._on_error is not None:
-                self._on_error(exc)
-            return []
-        if record is None:
-            stats.skipped += 1
-            return []
-        stats.records += 1
-        events = self._correlator.add(record)
-        if not events:  # most records complete no event: nothing is written, no count changes
-            return []
-        out: list[SysmonEvent] = []
-        for event in events:
-            out.extend(self._map(event))
-        return self._count(out)
+        """Read one line; return the Sysmon events it completes (often none).
+
+        Lines are read in this process: a converter with `jobs` > 1 reads with `feed_input`.
+        """
+        if self._workers is not None:
+            raise ConfigError("a converter with jobs > 1 reads whole inputs: use feed_input()")
+        facts = self._reader.feed(line, lineno)
+        return self.apply(facts) if facts else []
+
+    def feed_input(
+        self, source: BinaryIO | Iterable[str | bytes], path: str = "<input>", *, chunk_size: int | None = None
+    ) -> Iterator[list[SysmonEvent]]:
+        """Read one whole input: a binary stream or any iterable of lines, named `path`.
+
+        Yields the Sysmon events as they become final, a list at a time; call `flush` after
+        the last input. With `jobs` > 1 worker processes read it in chunks of about
+        `chunk_size` bytes of a stream or lines of an iterable (parallel.py has the
+        defaults); the events are the same as one process gives, in the same order.
+        """
+        workers = self._workers
+        if workers is None:
+            self.start_file(path)
+            for line in source:
+                events = self.feed(line)
+                if events:
+                    yield events
+            return
+        if isinstance(source, io.IOBase):
+            chunks = stream_chunks(source, path, chunk_size or CHUNK_BYTES)
+        else:
+            chunks = line_chunks(source, path, chunk_size or CHUNK_LINES)
+        for facts in workers.read(chunks):
+            events = self.apply(facts)
+            if events:
+                yield events
 
     def flush(self) -> list[SysmonEvent]:
         """End of input: close every open event and release every held one."""
+        facts = self._workers.finish() if self._workers is not None else self._reader.flush()
+        return self.apply(facts) + self._count(self._mapper.flush())
+
+    @property
+    def input_lines(self) -> int:
+        """Lines read from the current input so far (with `jobs` > 1: handed to the workers)."""
+        return self._workers.input_lines if self._workers is not None else self._reader.lineno
+
+    def close(self) -> None:
+        """Stop the worker processes of a `jobs` > 1 converter (`with Converter(…)` does it)."""
+        if self._workers is not None:
+            self._workers.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def apply(self, facts: Iterable[EventFacts]) -> list[SysmonEvent]:
+        """Map the facts of audit events, in order; return the Sysmon events now final.
+
+        `feed` reads the facts itself; with `--jobs` worker processes read them
+        (parallel.py) and the converter, which owns the process table, applies them here.
+        """
         out: list[SysmonEvent] = []
-        for event in self._correlator.flush():
-            out.extend(self._map(event))
-        out.extend(self._mapper.flush())
+        for one in facts:
+            out.extend(self._apply(one))
         return self._count(out)
 
-    def _map(self, event: AuditEvent) -> list[SysmonEvent]:
-        return self.apply(extract(event, self._users))
-
-    def apply(self, facts: EventFacts) -> list[SysmonEvent]:
+    def _apply(self, facts: EventFacts) -> list[SysmonEvent]:
         """Map the facts of one audit event and account for every successful exec in it.
 
-        `feed` extracts the facts itself; `--jobs` workers extract them in other processes
-        (parallel.py) and the converter that owns the process table applies them here.
         The map stage reads one SYSCALL per event; counting the exec records here, apart from
         it, is what makes a lost exec visible (issue 7's "no event lost" identity).
         """
@@ -231,7 +252,7 @@ class Converter:
     def _warn(self, kind: str, where: Where, reason: str) -> None:
         self.stats.damaged[kind] += 1
         if self._on_warning is not None:
-            self._on_warning(ParseError(reason, path=where[0] if where else self._path,
+            self._on_warning(ParseError(reason, path=where[0] if where else self._reader.path,
                                         line=where[1] if where else None))
 
     def _count(self, out: list[SysmonEvent]) -> list[SysmonEvent]:
@@ -241,11 +262,12 @@ class Converter:
 
 
 def convert(
-    lines: Iterable[str | bytes], *, on_error: ErrorHandler | None = None, **options: Any
+    lines: Iterable[str | bytes], *, on_error: ErrorHandler | None = None, jobs: int = 1, **options: Any
 ) -> Iterator[SysmonEvent]:
     """Sysmon events from audit log lines (str or bytes), in log order.
 
-    Options are those of `Options` (`tz`, `hostname`, `machine_id`, `passwd`, …).
+    Options are those of `Options` (`tz`, `hostname`, `machine_id`, `passwd`, …). `jobs` > 1
+    reads the lines with that many worker processes; the events are the same.
 
     Example:
         >>> lines = [
@@ -262,7 +284,13 @@ def convert(
         >>> event.get("LogonGuid"), event.get("User")
         ('{2424faa4-0000-0000-e803-000003000000}', '1000')
     """
-    conv = Converter(on_error=on_error, **options)
-    for line in lines:
-        yield from conv.feed(line)
-    yield from conv.flush()
+    with Converter(on_error=on_error, jobs=jobs, **options) as conv:
+        for events in conv.feed_input(lines):
+            yield from events
+        yield from conv.flush()
+
+
+def _jobs(jobs: int) -> int:
+    if not isinstance(jobs, int) or jobs < 0:
+        raise ConfigError(f"jobs must be a whole number >= 0 (0: one per CPU), not {jobs!r}")
+    return jobs or os.cpu_count() or 1

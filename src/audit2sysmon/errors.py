@@ -25,6 +25,9 @@ class Audit2SysmonError(ValueError):
         self.line = line
         self.column = column
         self.text = text
+        # The input line as read, set by the converter when it rejects a line (--rejects
+        # keeps it verbatim; with --jobs the line was read in another process).
+        self.source_line: bytes | None = None
 
     def located(self, path: str | None = None, line: int | None = None) -> "Audit2SysmonError":
         """Fill in the location when the raiser did not know it (the parser sees one line)."""

@@ -40,7 +40,8 @@ class PathItem(NamedTuple):
     """One PATH record: the name as passed, what kind of entry it is, and its inode.
 
     A NamedTuple rather than a dataclass: it crosses process boundaries in `--jobs` runs
-    (facts.py), where a tuple pickles at a fraction of the cost.
+    (facts.py), where a tuple pickles at a fraction of the cost (and a compiled build cannot
+    unpickle a frozen dataclass).
     """
 
     name: str | None

@@ -18,6 +18,7 @@ import re
 import struct
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 AF_INET = 2
 AF_INET6 = 10
@@ -25,9 +26,12 @@ _INTERPRETED_FAMILY = {"inet": AF_INET, "inet6": AF_INET6}
 _INTERPRETED_PAIR = re.compile(r"([\w-]+)=(\S+)")
 
 
-@dataclass(frozen=True, slots=True)
-class SocketAddress:
-    """An inet or inet6 endpoint: `ip` already in Sysmon's text form."""
+class SocketAddress(NamedTuple):
+    """An inet or inet6 endpoint: `ip` already in Sysmon's text form.
+
+    A NamedTuple: it crosses process boundaries in `--jobs` runs (facts.py), and a compiled
+    build cannot unpickle a frozen dataclass.
+    """
 
     is_ipv6: bool
     ip: str
