@@ -26,6 +26,7 @@ from .parallel import (
     stream_chunks,
 )
 from .reader import ErrorHandler, FactReader, LineCounts
+from .records import EventId
 from .sysmon import SysmonEvent
 from .users import UserDb
 
@@ -213,21 +214,21 @@ class Converter:
         except Exception as exc:  # noqa: BLE001 - the contract: nothing in the input stops a conversion
             # A bug, but one event must not end a long conversion: it is reported and skipped
             # (the fuzz harness fails on this report, so it is not a place to hide bugs).
-            self._warn(DAMAGE_INTERNAL, facts.where, f"{DAMAGE_INTERNAL} on audit event {facts.event_id}: "
+            self._warn(DAMAGE_INTERNAL, facts.where, f"{DAMAGE_INTERNAL} on audit event {_event_id(facts)}: "
                        f"{exc!r}; event skipped")
             out, failed = [], True
         for where in facts.cut:
             # The kernel ends every SYSCALL record with key=; without it the line was cut (a
             # full disk, a truncated copy) and what follows the cut, maybe success=, is gone.
-            self._warn(DAMAGE_CUT, where, f"SYSCALL record of audit event {facts.event_id} ends before "
+            self._warn(DAMAGE_CUT, where, f"SYSCALL record of audit event {_event_id(facts)} ends before "
                        "its last field key= (cut line?); converted from what is present")
         if facts.late:
-            self._warn(DAMAGE_LATE, facts.where, f"records of audit event {facts.event_id} came after "
+            self._warn(DAMAGE_LATE, facts.where, f"records of audit event {_event_id(facts)} came after "
                        "the event was closed (beyond the correlation window, or a duplicated event); "
                        "converted as an event of their own")
         if not execs:
             if facts.orphan and not facts.late:
-                self._warn(DAMAGE_ORPHAN, facts.where, f"EXECVE records of audit event {facts.event_id} "
+                self._warn(DAMAGE_ORPHAN, facts.where, f"EXECVE records of audit event {_event_id(facts)} "
                            "without their SYSCALL record (lost, or beyond the correlation window): not converted")
             return out
         stats.exec_syscalls += len(execs)
@@ -235,16 +236,16 @@ class Converter:
         duplicates = min(len(execs) - 1, missing)
         if duplicates > 0:
             stats.exec_rejected[EXEC_DUPLICATE] += duplicates
-            self._warn(DAMAGE_DUPLICATE, execs[1], f"audit event {facts.event_id} has {len(execs)} "
+            self._warn(DAMAGE_DUPLICATE, execs[1], f"audit event {_event_id(facts)} has {len(execs)} "
                        "SYSCALL records of one exec (duplicated lines?); converted once")
         if missing > duplicates:
             reason = EXEC_INTERNAL if failed else EXEC_NOT_SELECTED if 1 not in self.options.events else EXEC_NO_PID
             stats.exec_rejected[reason] += missing - duplicates
         if facts.execve_damage is not None:
-            self._warn(DAMAGE_EXECVE, facts.execve_where, f"audit event {facts.event_id}: {facts.execve_damage}; "
+            self._warn(DAMAGE_EXECVE, facts.execve_where, f"audit event {_event_id(facts)}: {facts.execve_damage}; "
                        "the command line holds the arguments present")
         elif not facts.has_execve:
-            self._warn(DAMAGE_NO_EXECVE, execs[0], f"audit event {facts.event_id}: successful exec without "
+            self._warn(DAMAGE_NO_EXECVE, execs[0], f"audit event {_event_id(facts)}: successful exec without "
                        "EXECVE record (lost or outside the correlation window); command line from "
                        "PROCTITLE or comm")
         return out
@@ -288,6 +289,11 @@ def convert(
         for events in conv.feed_input(lines):
             yield from events
         yield from conv.flush()
+
+
+def _event_id(facts: EventFacts) -> str:
+    """The audit event's stamp as the log writes it, for warnings (`1635279071.159:1385`)."""
+    return str(EventId(facts.msec, facts.serial))
 
 
 def _jobs(jobs: int) -> int:

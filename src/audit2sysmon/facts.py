@@ -125,7 +125,6 @@ class EventFacts(NamedTuple):
     node: str | None
     msec: int
     serial: int
-    event_id: str
     where: Where
     late: bool
     title: str | None
@@ -143,27 +142,33 @@ class EventFacts(NamedTuple):
 def extract(event: AuditEvent, users: UserDb) -> EventFacts:
     """The facts of `event`; `users` turns `ausearch -i` names into uids and uids into names."""
     syscalls = event.all(SYSCALL)
-    execs = tuple(_where(rec) for rec in syscalls if _successful_exec(rec))
-    cut = tuple(_where(rec) for rec in syscalls if rec.get("key") is None)
-    execve = event.all(EXECVE) if execs else ()
-    damage = execve_damage(execve) if execve else None
+    first = syscalls[0] if syscalls else None
     title: str | None = None
     extras: tuple[Login | Abend, ...] = ()
+    call: Call | None = None
     syscall: Syscall | None = None
     failure: str | None = None
     try:
         title = _proctitle(event)
         extras = _extras(event, users, title)
-        first = syscalls[0] if syscalls else None
-        syscall = _syscall(event, first, users, title) if first is not None else None
+        if first is not None:
+            call = call_of(event, first)
+            syscall = _syscall(event, first, call, users, title)
     except Exception as exc:  # noqa: BLE001 - reported by the converter, which goes on
         failure = repr(exc)
+    execs: tuple[Where, ...] = ()
+    cut: tuple[Where, ...] = ()
+    for rec in syscalls:  # one, unless lines were duplicated
+        if (call.success and call.name in EXEC_CALLS) if rec is first and call is not None else _successful_exec(rec):
+            execs += (_where(rec),)
+        if rec.get("key") is None:
+            cut += (_where(rec),)
+    execve = event.all(EXECVE) if execs else ()
     event_id = event.event_id
     return EventFacts(
         event.node,
         event_id.msec,
         event_id.serial,
-        str(event_id),
         _where(event.records[0]),
         event.late,
         title,
@@ -172,7 +177,7 @@ def extract(event: AuditEvent, users: UserDb) -> EventFacts:
         execs,
         cut,
         not syscalls and event.first(EXECVE) is not None,
-        damage,
+        execve_damage(execve) if execve else None,
         _where(execve[0]) if execve else None,
         bool(execve),
         failure,
@@ -211,11 +216,10 @@ def _actor(rec: Record, users: UserDb) -> Actor | None:
     return Actor(pid, rec.text("exe"), rec.text("comm"), uid, user_name(rec, uid, users))
 
 
-def _syscall(event: AuditEvent, rec: Record, users: UserDb, title: str | None) -> Syscall | None:
+def _syscall(event: AuditEvent, rec: Record, call: Call, users: UserDb, title: str | None) -> Syscall | None:
     actor = _actor(rec, users)
     if actor is None:
         return None
-    call = call_of(event, rec)
     name = call.name
     if name in EXEC_CALLS and call.success:
         execed = Exec(
@@ -227,21 +231,23 @@ def _syscall(event: AuditEvent, rec: Record, users: UserDb, title: str | None) -
         )
         return Syscall(actor, name, True, call.exit_code(), execed)
     has_paths = event.first(PATH) is not None
-    return Syscall(
+    socket_call = name in SOCKET_CALLS
+    return Syscall(  # by position: keywords cost twice as much, once per event
         actor,
         name,
         call.success,
         call.exit_code(),
-        fd=call.arg(0) if name in SOCKET_CALLS else None,
-        address=_socket_address(event) if name in SOCKET_CALLS else None,
-        inet=name == "socket" and _is_inet(call),
-        protocol=_socket_protocol(call) if name == "socket" else "",
-        for_reading=name in OPEN_CALLS and _opened_for_reading(call),
-        has_paths=has_paths,
-        items=tuple(path_items(event)) if has_paths else (),
-        cwd=cwd_of(event) if has_paths else None,
-        learn_relative=has_paths and _relative_to_cwd(call, learning=True),
-        resolve_relative=has_paths and _relative_to_cwd(call, learning=False),
+        None,
+        call.arg(0) if socket_call else None,
+        _socket_address(event) if socket_call else None,
+        name == "socket" and _is_inet(call),
+        _socket_protocol(call) if name == "socket" else "",
+        name in OPEN_CALLS and _opened_for_reading(call),
+        has_paths,
+        tuple(path_items(event)) if has_paths else (),
+        cwd_of(event) if has_paths else None,
+        has_paths and _relative_to_cwd(call, learning=True),
+        has_paths and _relative_to_cwd(call, learning=False),
     )
 
 
