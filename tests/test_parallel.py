@@ -131,10 +131,10 @@ def disordered_logs(draw) -> bytes:
     start = draw(st.integers(0, len(_REAL) - 60))
     events = [list(e) for e in _REAL[start : start + draw(st.integers(20, 60))]]
     lines: list[bytes] = []
-    for event in events:
-        if draw(st.integers(0, 9)) == 0 and event[-1].find(b"type=PROCTITLE") >= 0:
-            event = event[:-1]  # a lost PROCTITLE: the event stays open until the window passes
-        lines.extend(event)
+    for records in events:
+        if draw(st.integers(0, 9)) == 0 and records[-1].find(b"type=PROCTITLE") >= 0:
+            records = records[:-1]  # a lost PROCTITLE: the event stays open until the window passes
+        lines.extend(records)
     for _ in range(draw(st.integers(0, 6))):
         kind, at = draw(st.integers(0, 3)), draw(st.integers(0, len(lines)))
         if kind == 0:  # interleave: a line swaps place with its neighbour

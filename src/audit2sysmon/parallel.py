@@ -7,8 +7,9 @@ facts in input order: the process table, GUIDs, EventRecordIDs and the output or
 those of one process, byte for byte.
 
 A fresh reader is exact only where the true one would be in the same state, so chunks end
-right after a PROCTITLE line (the kernel writes it last; the event is then closed) and every
-seam is checked before a chunk's facts are used:
+where an event has just closed (after a PROCTITLE line, which the kernel writes last, or its
+EOE, with no other event of the lines before still open) and every seam is checked before a
+chunk's facts are used:
 
 * the chunk before must have ended *quiet*: no event open or held;
 * the correlator's memory of recently closed keys and its serial unwrapping must agree
