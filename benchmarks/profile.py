@@ -54,10 +54,14 @@ def stages(log: Path) -> list[tuple[str, float]]:
     """Wall time of the pipeline cut after each stage, without profiler overhead.
 
     cProfile inflates cheap, frequently called functions; these cumulative timings show
-    where the time really goes: read -> parse -> correlate -> map (convert) -> render.
+    where the time really goes: read -> parse -> correlate -> extract (what a `--jobs` worker
+    does) -> apply (convert()) -> render.
     """
     from audit2sysmon.correlate import Correlator
+    from audit2sysmon.options import Options
     from audit2sysmon.parse import Parser
+    from audit2sysmon.reader import FactReader
+    from audit2sysmon.users import UserDb
 
     def read() -> None:
         with open(log, encoding="utf-8", errors="surrogateescape") as f:
@@ -79,11 +83,19 @@ def stages(log: Path) -> list[tuple[str, float]]:
                     correlator.add(record)
         correlator.flush()
 
+    def extract() -> None:
+        reader = FactReader(Options(), UserDb())
+        with open(log, encoding="utf-8", errors="surrogateescape") as f:
+            for line in f:
+                reader.feed(line)
+        reader.flush()
+
     steps = [
         ("read lines", read),
         ("+ parse", parse),
         ("+ correlate", correlate),
-        ("+ map (convert())", lambda: workload(log, render=False)),
+        ("+ extract facts", extract),
+        ("+ apply (convert())", lambda: workload(log, render=False)),
         ("+ render syslog", lambda: workload(log, render=True)),
     ]
     out = []

@@ -8,6 +8,7 @@ because Linux carries the parent's high-water mark across fork+exec into the chi
 
 Tools:
     cli       `audit2sysmon LOG -o /dev/null -f syslog`
+    cli-jobs  the same with `--jobs N` (`--jobs` below, default 2): N worker processes
     api       the library alone: `convert()` over the file, events discarded
     laurel    `laurel -c CONFIG < LOG > /dev/null` with `[auditlog] file = "-"` (JSON on stdout)
     ausearch  `ausearch -i -if LOG > /dev/null`
@@ -16,6 +17,10 @@ Usage:
     python benchmarks/run.py                       # 500,000 lines, 3 runs each, all tools
     python benchmarks/run.py -n 5000000 -r 1 --tools cli,api
     python benchmarks/run.py --log /path/audit.log --json /tmp/results.json
+
+Parallel capacity: before the tools run, the script times a CPU-bound loop alone and as two
+processes at once, and prints how much work two processes get done compared with one. On
+a machine with two real cores that is about 2.0; `--jobs` cannot beat it.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_log import _EXEC, DEFAULT_LINES, ensure_log
 
 HERE = Path(__file__).resolve().parent
-TOOLS = ("cli", "api", "laurel", "ausearch")
+TOOLS = ("cli", "cli-jobs", "api", "laurel", "ausearch")
 LAUREL_VERSION = "0.5.1"
 
 # The library alone: convert() over the file's lines, every event dropped; the ProcessCreate
@@ -194,11 +199,11 @@ def tool_version(cmd: list[str]) -> str | None:
     return (proc.stdout or proc.stderr).strip().splitlines()[0] if (proc.stdout or proc.stderr) else None
 
 
-def prepare(name: str, log: Path, workdir: Path, install_laurel: bool) -> tuple[ToolResult, str | None]:
+def prepare(name: str, log: Path, workdir: Path, install_laurel: bool, jobs: int) -> tuple[ToolResult, str | None]:
     """The command for tool `name` and the file it reads on stdin (or why it is skipped)."""
     result = ToolResult(name)
     stdin: str | None = None
-    if name == "cli":
+    if name in ("cli", "cli-jobs"):
         exe = Path(sys.executable).with_name("audit2sysmon")
         if importlib.util.find_spec("audit2sysmon.cli") is None:
             result.skipped = "audit2sysmon.cli does not exist yet"
@@ -206,6 +211,8 @@ def prepare(name: str, log: Path, workdir: Path, install_laurel: bool) -> tuple[
             result.skipped = "the audit2sysmon command is not installed in this environment"
         else:
             result.command = [str(exe) if exe.exists() else "audit2sysmon", str(log), "-o", os.devnull, "-f", "syslog"]
+            if name == "cli-jobs":
+                result.command += ["--jobs", str(jobs)]
             result.version = tool_version([result.command[0], "--version"])
     elif name == "api":
         result.command = [sys.executable, "-c", API_SNIPPET, str(log)]
@@ -286,6 +293,28 @@ def build() -> str:
     return audit2sysmon.build()
 
 
+PROBE = "x = 0\nfor i in range(20_000_000):\n    x += i\n"
+
+
+def parallel_capacity() -> float:
+    """How much CPU-bound work two processes get done at once, compared with one.
+
+    Two real cores give about 2.0. Virtual CPUs that share a physical core (or a host that
+    is busy) give less, and that caps what `--jobs` can gain on this machine.
+    """
+
+    def timed(copies: int) -> float:
+        start = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-c", PROBE]) for _ in range(copies)]
+        for proc in procs:
+            proc.wait()
+        return time.perf_counter() - start
+
+    one = min(timed(1) for _ in range(2))
+    two = min(timed(2) for _ in range(2))
+    return 2 * one / two
+
+
 def print_table(results: dict[str, ToolResult], meta: dict[str, object]) -> None:
     print(f"\nlog: {meta['path']} ({meta['lines']:,} lines, {meta['process_create']:,} ProcessCreate)")
     print(f"audit2sysmon build: {build()}")
@@ -318,6 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--log", type=Path, help="benchmark this existing RAW log instead of a generated one")
     ap.add_argument("-r", "--repetitions", type=int, default=3, help="runs per tool; the median is reported")
     ap.add_argument("--tools", default=",".join(TOOLS), help=f"comma list of {', '.join(TOOLS)}")
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes of the cli-jobs tool (default 2)")
     ap.add_argument("--timeout", type=float, default=900, help="kill a single run after this many seconds")
     ap.add_argument("--json", type=Path, default=HERE / "results.json", help="where to write the figures")
     ap.add_argument("--no-install-laurel", dest="install_laurel", action="store_false",
@@ -345,9 +375,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         while f.read(1 << 20):
             pass
 
+    capacity = parallel_capacity()
+    print(f"parallel capacity: two CPU-bound processes get {capacity:.2f}x the work of one done", file=sys.stderr)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="a2s-bench-") as tmp:
-        prepared = {name: prepare(name, log, Path(tmp), args.install_laurel) for name in names}
+        prepared = {name: prepare(name, log, Path(tmp), args.install_laurel, args.jobs) for name in names}
         results = {name: res for name, (res, _) in prepared.items()}
         for name, (res, _) in prepared.items():
             if res.skipped:
@@ -376,11 +408,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     compare(results)
     print_table(results, meta)
     print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (1 min)")
+    print(f"parallel capacity: two CPU-bound processes get {capacity:.2f}x the work of one done "
+          f"(cli-jobs: --jobs {args.jobs})")
 
     payload = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine(),
         "audit2sysmon_build": build(),
+        "parallel_capacity_2_processes": capacity,
+        "cli_jobs": args.jobs,
         # Other work on the machine skews wall time (not CPU time): the load averages tell.
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
