@@ -15,7 +15,7 @@ process boundary: they pickle as tuples, which costs a fraction of what records 
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .argv import execve_argv, execve_damage
 from .calls import Call, call_of, syscall_name
@@ -182,6 +182,61 @@ def extract(event: AuditEvent, users: UserDb) -> EventFacts:
         bool(execve),
         failure,
     )
+
+
+# EventFacts as nested plain tuples: what crosses a process boundary (`--jobs`).
+Plain = tuple[Any, ...]
+
+
+def to_plain(facts: EventFacts) -> Plain:
+    """`facts` as nested plain tuples, which pickle at a third of the cost of NamedTuples.
+
+    Pickle rebuilds a NamedTuple through its Python-level `__new__` and takes it apart
+    through `__getnewargs__`: 1.0 µs per line to dump and 0.5 to load the facts of the
+    benchmark log, against 0.3 and 0.2 as plain tuples. `from_plain` is the inverse.
+    """
+    syscall = facts.syscall
+    return (
+        *facts[:6],
+        tuple((x.ses,) if isinstance(x, Login) else (tuple(x.actor),) for x in facts.extras),
+        None if syscall is None else _plain_syscall(syscall),
+        *facts[8:],
+    )
+
+
+def _plain_syscall(call: Syscall) -> Plain:
+    execed, address = call.execed, call.address
+    return (
+        tuple(call.actor),
+        *call[1:4],
+        None if execed is None else tuple(execed),
+        call.fd,
+        None if address is None else tuple(address),
+        *call[7:11],
+        tuple(tuple(item) for item in call.items),
+        *call[12:],
+    )
+
+
+def from_plain(plain: Plain) -> EventFacts:
+    """The `EventFacts` that `to_plain` made `plain` from."""
+    extras = tuple(Abend(Actor._make(x[0])) if isinstance(x[0], tuple) else Login(x[0]) for x in plain[6])
+    syscall = plain[7]
+    if syscall is not None:
+        execed, address = syscall[4], syscall[6]
+        syscall = Syscall._make(
+            (
+                Actor._make(syscall[0]),
+                *syscall[1:4],
+                None if execed is None else Exec._make(execed),
+                syscall[5],
+                None if address is None else SocketAddress._make(address),
+                *syscall[7:11],
+                tuple(PathItem._make(item) for item in syscall[11]),
+                *syscall[12:],
+            )
+        )
+    return EventFacts._make((*plain[:6], extras, syscall, *plain[8:]))
 
 
 def _where(rec: Record) -> Where:

@@ -37,7 +37,7 @@ from typing import Any, BinaryIO
 
 from .correlate import ChunkSummary, SeamState
 from .errors import Audit2SysmonError, ParseError
-from .facts import EventFacts
+from .facts import EventFacts, Plain, from_plain, to_plain
 from .options import Options
 from .reader import ErrorHandler, FactReader, LineCounts
 from .users import UserDb
@@ -66,9 +66,10 @@ class Chunk:
 
 @dataclass(slots=True)
 class ChunkResult:
-    """What reading a chunk gave: facts in order, rejected lines, counts, the seam summary."""
+    """What reading a chunk gave: facts in order (`facts.to_plain`), rejected lines, counts,
+    the seam summary."""
 
-    facts: list[EventFacts]
+    facts: list[Plain]
     errors: list[ErrorTuple]
     counts: LineCounts
     summary: ChunkSummary
@@ -88,7 +89,8 @@ def read_chunk(settings: dict[str, Any], chunk: Chunk) -> bytes:
     summary = reader.correlator.summary()
     if chunk.last:
         facts.extend(reader.flush())
-    result = ChunkResult(facts, [_error_tuple(e) for e in errors], reader.counts, summary)
+    plain = [to_plain(one) for one in facts]
+    result = ChunkResult(plain, [_error_tuple(e) for e in errors], reader.counts, summary)
     return pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
 
 
@@ -342,7 +344,7 @@ class ParallelReader:
             for fields in result.errors:
                 self._on_error(_error(fields))
         self._state.advance(result.summary)
-        return result.facts
+        return [from_plain(one) for one in result.facts]
 
     def _read_here(self, chunk: Chunk) -> list[EventFacts]:
         """Read a chunk in this process, continuing the true reader state."""
