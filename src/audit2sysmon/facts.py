@@ -15,7 +15,8 @@ process boundary: they pickle as tuples, which costs a fraction of what records 
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple, TypeVar
 
 from .argv import execve_argv, execve_damage
 from .calls import Call, call_of, syscall_name
@@ -194,49 +195,57 @@ def to_plain(facts: EventFacts) -> Plain:
     Pickle rebuilds a NamedTuple through its Python-level `__new__` and takes it apart
     through `__getnewargs__`: 1.0 µs per line to dump and 0.5 to load the facts of the
     benchmark log, against 0.3 and 0.2 as plain tuples. `from_plain` is the inverse.
+    Fields are copied one by one: slicing and unpacking would build tuples in between.
     """
-    syscall = facts.syscall
+    f, s = facts, facts.syscall
+    extras = tuple([(x.ses,) if isinstance(x, Login) else (tuple(x.actor),) for x in f.extras]) if f.extras else ()
+    syscall = None
+    if s is not None:
+        execed, address = s.execed, s.address
+        syscall = (
+            tuple(s.actor), s.name, s.success, s.exit_code,
+            None if execed is None else tuple(execed),
+            s.fd,
+            None if address is None else tuple(address),
+            s.inet, s.protocol, s.for_reading, s.has_paths,
+            tuple([tuple(item) for item in s.items]) if s.items else (),
+            s.cwd, s.learn_relative, s.resolve_relative,
+        )  # fmt: skip
     return (
-        *facts[:6],
-        tuple((x.ses,) if isinstance(x, Login) else (tuple(x.actor),) for x in facts.extras),
-        None if syscall is None else _plain_syscall(syscall),
-        *facts[8:],
+        f.node, f.msec, f.serial, f.where, f.late, f.title, extras, syscall, f.execs, f.cut,
+        f.orphan, f.execve_damage, f.execve_where, f.has_execve, f.failure,
+    )  # fmt: skip
+
+
+def from_plain(p: Plain) -> EventFacts:
+    """The `EventFacts` that `to_plain` made `p` from."""
+    extras = (
+        tuple([Abend(_built(Actor, x[0])) if isinstance(x[0], tuple) else Login(x[0]) for x in p[6]]) if p[6] else ()
     )
+    s = p[7]
+    syscall = None
+    if s is not None:
+        execed, address = s[4], s[6]
+        syscall = _built(Syscall, (
+            _built(Actor, s[0]), s[1], s[2], s[3],
+            None if execed is None else _built(Exec, execed),
+            s[5],
+            None if address is None else _built(SocketAddress, address),
+            s[7], s[8], s[9], s[10],
+            tuple([_built(PathItem, item) for item in s[11]]) if s[11] else (),
+            s[12], s[13], s[14],
+        ))  # fmt: skip
+    return _built(EventFacts, (
+        p[0], p[1], p[2], p[3], p[4], p[5], extras, syscall, p[8], p[9], p[10], p[11], p[12], p[13], p[14],
+    ))  # fmt: skip
 
 
-def _plain_syscall(call: Syscall) -> Plain:
-    execed, address = call.execed, call.address
-    return (
-        tuple(call.actor),
-        *call[1:4],
-        None if execed is None else tuple(execed),
-        call.fd,
-        None if address is None else tuple(address),
-        *call[7:11],
-        tuple(tuple(item) for item in call.items),
-        *call[12:],
-    )
+_T = TypeVar("_T", bound=tuple[Any, ...])
 
 
-def from_plain(plain: Plain) -> EventFacts:
-    """The `EventFacts` that `to_plain` made `plain` from."""
-    extras = tuple(Abend(Actor._make(x[0])) if isinstance(x[0], tuple) else Login(x[0]) for x in plain[6])
-    syscall = plain[7]
-    if syscall is not None:
-        execed, address = syscall[4], syscall[6]
-        syscall = Syscall._make(
-            (
-                Actor._make(syscall[0]),
-                *syscall[1:4],
-                None if execed is None else Exec._make(execed),
-                syscall[5],
-                None if address is None else SocketAddress._make(address),
-                *syscall[7:11],
-                tuple(PathItem._make(item) for item in syscall[11]),
-                *syscall[12:],
-            )
-        )
-    return EventFacts._make((*plain[:6], extras, syscall, *plain[8:]))
+def _built(cls: type[_T], values: Iterable[Any]) -> _T:
+    """A NamedTuple from its values in C (its `_make` and `__new__` run Python code)."""
+    return tuple.__new__(cls, values)
 
 
 def _where(rec: Record) -> Where:
