@@ -327,10 +327,14 @@ class ParallelReader:
             yield self._read_here(chunk)
 
     def _fill(self, pending: deque[tuple[Chunk, Future[bytes]]], source: Iterator[Chunk]) -> None:
-        """Keep every worker busy and one chunk queued behind them."""
+        """Keep every worker busy, with a chunk queued behind each.
+
+        While this process applies one chunk, each worker may finish one: with less queued
+        than that, a worker waits for this process and a core idles.
+        """
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.jobs, mp_context=_context())
-        while len(pending) <= self.jobs:
+        while len(pending) <= 2 * self.jobs:
             chunk = next(source, None)
             if chunk is None:
                 return
