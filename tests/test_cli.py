@@ -10,6 +10,7 @@ import lzma
 import re
 import subprocess
 import sys
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -333,6 +334,19 @@ def test_progress_bar_only_on_a_terminal(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "stderr", terminal)
     assert 0 == main([*FIXED, "-o", str(tmp_path / "out"), str(DEV)])
     assert "B/s" in terminal.getvalue() or "100%" in terminal.getvalue()
+
+
+def test_progress_bar_with_jobs_starts_no_thread_before_the_workers_fork(tmp_path, monkeypatch):
+    """tqdm's monitor thread would be running when --jobs forks its workers."""
+    from tqdm._monitor import TMonitor
+
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    outputs = []
+    for jobs in ("1", "2"):
+        assert 0 == main([*FIXED, "-j", jobs, "-o", str(tmp_path / f"out{jobs}"), str(DEV)])
+        assert not any(isinstance(t, TMonitor) for t in threading.enumerate())
+        outputs.append((tmp_path / f"out{jobs}").read_bytes())
+    assert outputs[0] == outputs[1] and outputs[0]
 
 
 # -- the installed command -----------------------------------------------------------------

@@ -273,6 +273,9 @@ class _Progress:
     def __init__(self, total: int, stream: TextIO) -> None:
         from tqdm import tqdm  # type: ignore[import-untyped]  # only for terminals: costs startup time
 
+        # No monitor thread: --jobs forks its workers after the bar exists, and forking while
+        # another thread runs can leave a lock held in the child (Python 3.12 warns of it).
+        tqdm.monitor_interval = 0
         self._bar = tqdm(
             total=total, unit="B", unit_scale=True, unit_divisor=1024, file=stream, leave=False, dynamic_ncols=True
         )
