@@ -14,8 +14,10 @@ from __future__ import annotations
 import gzip
 import io
 import multiprocessing
+import os
 import pickle
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -195,6 +197,22 @@ def test_jobs_write_the_bytes_of_one_process_on_disordered_logs(data, chunk_size
     assert many == run([("log", data)], jobs=1, **options)[0]
     event(f"chunks read by workers: {'some' if workers.fresh_chunks else 'none'}")
     event(f"chunks read here: {'some' if workers.local_chunks else 'none'}")
+
+
+def test_a_killed_worker_costs_time_not_events():
+    """A worker killed mid-conversion (the OOM killer, say) breaks the pool: its chunks are
+    read in this process and a new pool takes over. The output does not change."""
+    data = (FIXTURES / "live/busy-raw/audit.log").read_bytes()
+    lines = []
+    with Converter(jobs=2, **OPTIONS) as conv:
+        for batch in conv.feed_input(io.BytesIO(data), "busy", chunk_size=16384):
+            if not lines:
+                os.kill(next(iter(conv._workers._pool._processes)), signal.SIGKILL)
+            lines.extend(event_xml(e) for e in batch)
+        lines.extend(event_xml(e) for e in conv.flush())
+        workers = conv._workers
+    assert lines == run([("busy", data)], jobs=1)[0]["lines"]
+    assert workers.local_chunks > 0 and workers.fresh_chunks > workers.local_chunks
 
 
 def test_convert_takes_jobs_and_leaves_no_worker_behind():

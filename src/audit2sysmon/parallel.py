@@ -31,6 +31,7 @@ import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields
 from itertools import accumulate
 from typing import Any, BinaryIO
@@ -50,6 +51,8 @@ _HEAD = re.compile(rb"(?:node=(\S*) )?type=(\w+) msg=audit\(([^)]*)\)")
 _LOOK_BACK = 64
 _TAIL_BYTES = 32768
 _READ_SIZE = 65536
+# Chunks handed to workers, in input order; None once the worker pool they went to broke.
+_Pending = deque[tuple["Chunk", "Future[bytes] | None"]]
 # An error as it crosses the process boundary: reason, path, line, column, text, source line.
 ErrorTuple = tuple[str, "str | None", "int | None", "int | None", "str | None", "bytes | None"]
 
@@ -307,18 +310,23 @@ class ParallelReader:
         self._tail = held
 
     def _run(self, source: Iterator[Chunk]) -> Iterator[Iterable[EventFacts]]:
-        pending: deque[tuple[Chunk, Future[bytes]]] = deque()
+        pending: _Pending = deque()
         while True:
             if self._local is None:
                 self._fill(pending, source)
             if pending:
                 chunk, future = pending.popleft()
-                if self._local is None:
-                    result = _unpickle(future.result())
-                    if (result.summary.quiet or chunk.last) and self._state.check(result.summary) is None:
+                if self._local is None and future is not None:
+                    result = self._result(future, pending)
+                    if (
+                        result is not None
+                        and (result.summary.quiet or chunk.last)
+                        and self._state.check(result.summary) is None
+                    ):
                         yield self._accept(result)
                         continue
-                future.cancel()
+                if future is not None:
+                    future.cancel()
             else:
                 next_chunk = next(source, None)
                 if next_chunk is None:
@@ -326,19 +334,43 @@ class ParallelReader:
                 chunk = next_chunk
             yield self._read_here(chunk)
 
-    def _fill(self, pending: deque[tuple[Chunk, Future[bytes]]], source: Iterator[Chunk]) -> None:
+    def _result(self, future: Future[bytes], pending: _Pending) -> ChunkResult | None:
+        """A worker's result, or None when a worker died (killed for memory, say)."""
+        try:
+            return _unpickle(future.result())
+        except BrokenProcessPool:
+            self._drop_pool(pending)
+            return None
+
+    def _drop_pool(self, pending: _Pending) -> None:
+        """A dead worker breaks its pool and every chunk handed to it: those chunks are read
+        in this process like ones whose seam failed, and a new pool takes the chunks after
+        them. A lost worker costs time, not events."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        for index, (chunk, _) in enumerate(pending):
+            pending[index] = (chunk, None)
+
+    def _fill(self, pending: _Pending, source: Iterator[Chunk]) -> None:
         """Keep every worker busy, with a chunk queued behind each.
 
         While this process applies one chunk, each worker may finish one: with less queued
         than that, a worker waits for this process and a core idles.
         """
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.jobs, mp_context=_context())
         while len(pending) <= 2 * self.jobs:
             chunk = next(source, None)
             if chunk is None:
                 return
-            pending.append((chunk, self._pool.submit(read_chunk, self._settings, chunk)))
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self.jobs, mp_context=_context())
+            future: Future[bytes] | None
+            try:
+                future = self._pool.submit(read_chunk, self._settings, chunk)
+            except BrokenProcessPool:
+                self._drop_pool(pending)
+                future = None
+            pending.append((chunk, future))
 
     def _accept(self, result: ChunkResult) -> Iterator[EventFacts]:
         """Use a worker's reading of a chunk whose start was proved exact and whose end is quiet.
