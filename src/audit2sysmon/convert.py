@@ -120,7 +120,7 @@ class Converter:
         self._reader = FactReader(self.options, self._users, on_error=on_error, path=path, counts=self.stats)
         self._mapper: MapStage = Mapper(self.options, self._users)
         self._workers = (
-            ParallelReader(self.options, self.jobs, on_error=on_error, counts=self.stats) if self.jobs > 1 else None
+            ParallelReader(self.options, self._users, self.jobs, on_error=on_error, counts=self.stats) if self.jobs > 1 else None
         )
 
     def start_file(self, path: str) -> None:

@@ -52,7 +52,7 @@ _LOOK_BACK = 64
 _TAIL_BYTES = 32768
 _READ_SIZE = 65536
 # Chunks handed to workers, in input order; None once the worker pool they went to broke.
-_Pending = deque[tuple["Chunk", "Future[bytes] | None"]]
+_InFlight = deque[tuple["Chunk", "Future[bytes] | None"]]
 # An error as it crosses the process boundary: reason, path, line, column, text, source line.
 ErrorTuple = tuple[str, "str | None", "int | None", "int | None", "str | None", "bytes | None"]
 
@@ -78,20 +78,18 @@ class ChunkResult:
     summary: ChunkSummary
 
 
-def read_chunk(settings: dict[str, Any], chunk: Chunk) -> bytes:
+def read_chunk(settings: dict[str, Any], passwd: dict[int, str], chunk: Chunk) -> bytes:
     """Read one chunk with a fresh reader (this runs in a worker process); the pickled result.
 
     The options come as a dict of their fields: a compiled build cannot unpickle a frozen
-    dataclass, and the worker needs no state from the process that sent the chunk. The
-    result goes back pickled so that the receiving process unpickles it itself (`_unpickle`).
+    dataclass, and the worker needs no state from the process that sent the chunk. `passwd`
+    is the passwd file as the converter read it once, not read again per chunk. The result
+    goes back pickled so that the receiving process unpickles it itself (`_unpickle`).
     """
     options = Options(**settings)
     errors: list[Audit2SysmonError] = []
-    reader = FactReader(options, UserDb.from_options(options.passwd, options.local_users), on_error=errors.append)
-    facts = _read(reader, chunk)
-    summary = reader.correlator.summary()
-    if chunk.last:
-        facts.extend(reader.flush())
+    reader = FactReader(options, UserDb(passwd, options.local_users), on_error=errors.append)
+    facts, summary = _read(reader, chunk)
     plain = [to_plain(one) for one in facts]
     result = ChunkResult(plain, [_error_tuple(e) for e in errors], reader.counts, summary)
     return pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
@@ -115,7 +113,9 @@ def _unpickle(data: bytes) -> ChunkResult:
     return result
 
 
-def _read(reader: FactReader, chunk: Chunk) -> list[EventFacts]:
+def _read(reader: FactReader, chunk: Chunk) -> tuple[list[EventFacts], ChunkSummary]:
+    """The facts of a chunk's events and the summary its seam is judged by; the last chunk
+    of the conversion also gives the events still open."""
     reader.start_file(chunk.path, chunk.first_line)
     facts: list[EventFacts] = []
     feed = reader.feed
@@ -123,7 +123,10 @@ def _read(reader: FactReader, chunk: Chunk) -> list[EventFacts]:
         got = feed(line)
         if got:
             facts.extend(got)
-    return facts
+    summary = reader.correlator.summary()
+    if chunk.last:
+        facts.extend(reader.flush())
+    return facts, summary
 
 
 def _lines(lines: bytes | list[str | bytes]) -> Iterable[str | bytes]:
@@ -250,8 +253,13 @@ class ParallelReader:
     until the next input or `finish`, because only the very last chunk may be flushed.
     """
 
-    def __init__(self, options: Options, jobs: int, *, on_error: ErrorHandler | None, counts: LineCounts) -> None:
+    def __init__(
+        self, options: Options, users: UserDb, jobs: int, *, on_error: ErrorHandler | None, counts: LineCounts
+    ) -> None:
+        """`users` is the converter's user database: readers in this process share it, and
+        workers get its passwd entries."""
         self.options = options
+        self._users = users
         self.jobs = jobs
         self.counts = counts
         self.fresh_chunks = 0  # chunks whose worker's reading was used
@@ -310,7 +318,7 @@ class ParallelReader:
         self._tail = held
 
     def _run(self, source: Iterator[Chunk]) -> Iterator[Iterable[EventFacts]]:
-        pending: _Pending = deque()
+        pending: _InFlight = deque()
         while True:
             if self._local is None:
                 self._fill(pending, source)
@@ -334,7 +342,7 @@ class ParallelReader:
                 chunk = next_chunk
             yield self._read_here(chunk)
 
-    def _result(self, future: Future[bytes], pending: _Pending) -> ChunkResult | None:
+    def _result(self, future: Future[bytes], pending: _InFlight) -> ChunkResult | None:
         """A worker's result, or None when a worker died (killed for memory, say)."""
         try:
             return _unpickle(future.result())
@@ -342,7 +350,7 @@ class ParallelReader:
             self._drop_pool(pending)
             return None
 
-    def _drop_pool(self, pending: _Pending) -> None:
+    def _drop_pool(self, pending: _InFlight) -> None:
         """A dead worker breaks its pool and every chunk handed to it: those chunks are read
         in this process like ones whose seam failed, and a new pool takes the chunks after
         them. A lost worker costs time, not events."""
@@ -352,7 +360,7 @@ class ParallelReader:
         for index, (chunk, _) in enumerate(pending):
             pending[index] = (chunk, None)
 
-    def _fill(self, pending: _Pending, source: Iterator[Chunk]) -> None:
+    def _fill(self, pending: _InFlight, source: Iterator[Chunk]) -> None:
         """Keep every worker busy, with a chunk queued behind each.
 
         While this process applies one chunk, each worker may finish one: with less queued
@@ -366,7 +374,7 @@ class ParallelReader:
                 self._pool = ProcessPoolExecutor(self.jobs, mp_context=_context())
             future: Future[bytes] | None
             try:
-                future = self._pool.submit(read_chunk, self._settings, chunk)
+                future = self._pool.submit(read_chunk, self._settings, self._users.passwd, chunk)
             except BrokenProcessPool:
                 self._drop_pool(pending)
                 future = None
@@ -392,18 +400,14 @@ class ParallelReader:
         self.local_chunks += 1
         reader = self._local if self._local is not None else self._seeded()
         self._local = reader
-        facts = _read(reader, chunk)
-        summary = reader.correlator.summary()
-        if chunk.last:
-            facts.extend(reader.flush())
+        facts, summary = _read(reader, chunk)
         if summary.quiet and not chunk.last:
             self._state.advance(summary)
             self._local = None
         return facts
 
     def _seeded(self) -> FactReader:
-        users = UserDb.from_options(self.options.passwd, self.options.local_users)
-        return FactReader(self.options, users, on_error=self._on_error, counts=self.counts, seed=self._state)
+        return FactReader(self.options, self._users, on_error=self._on_error, counts=self.counts, seed=self._state)
 
 
 def _until_error(chunks: Iterable[Chunk], failure: list[Exception]) -> Iterator[Chunk]:
