@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from .argv import execve_argv, execve_damage
 from .calls import Call, call_of, syscall_name
-from .correlate import SYSCALL, AuditEvent
+from .correlate import PROCTITLE, SYSCALL, AuditEvent
 from .paths import PATH, PathItem, cwd_of, path_items
 from .records import Record, ValueKind
 from .sockaddr import AF_INET, AF_INET6, SocketAddress, from_interpreted
@@ -29,7 +29,6 @@ from .users import UserDb
 
 SOCKADDR = 1306
 EXECVE = 1309
-PROCTITLE = 1327
 LOGIN = 1006
 ANOM_ABEND = 1701
 EXEC_CALLS = ("execve", "execveat")
@@ -262,7 +261,7 @@ def _extras(event: AuditEvent, users: UserDb, title: str | None) -> tuple[Login 
     found: list[Login | Abend] = []
     for rec in event.records:
         if rec.type_num == LOGIN:
-            ses = number(rec, "ses", users)
+            ses = _number(rec, "ses", users)
             if ses is not None:
                 found.append(Login(ses))
         elif rec.type_num == ANOM_ABEND:
@@ -273,11 +272,11 @@ def _extras(event: AuditEvent, users: UserDb, title: str | None) -> tuple[Login 
 
 
 def _actor(rec: Record, users: UserDb) -> Actor | None:
-    pid = number(rec, "pid", users)
+    pid = _number(rec, "pid", users)
     if pid is None:
         return None
-    uid = number(rec, "uid", users)
-    return Actor(pid, rec.text("exe"), rec.text("comm"), uid, user_name(rec, uid, users))
+    uid = _number(rec, "uid", users)
+    return Actor(pid, rec.text("exe"), rec.text("comm"), uid, _user_name(rec, uid, users))
 
 
 def _syscall(event: AuditEvent, rec: Record, call: Call, users: UserDb, title: str | None) -> Syscall | None:
@@ -287,8 +286,8 @@ def _syscall(event: AuditEvent, rec: Record, call: Call, users: UserDb, title: s
     name = call.name
     if name in EXEC_CALLS and call.success:
         execed = Exec(
-            number(rec, "ppid", users),
-            number(rec, "ses", users),
+            _number(rec, "ppid", users),
+            _number(rec, "ses", users),
             _tty_index(rec.text("tty")),
             _command_line(event, rec, title),
             cwd_of(event),
@@ -315,7 +314,7 @@ def _syscall(event: AuditEvent, rec: Record, call: Call, users: UserDb, title: s
     )
 
 
-def number(rec: Record, key: str, users: UserDb) -> int | None:
+def _number(rec: Record, key: str, users: UserDb) -> int | None:
     """A numeric field, also from `ausearch -i` names (`ses=unset`, `uid=root`)."""
     text = rec.text(key)
     if text is None:
@@ -326,7 +325,7 @@ def number(rec: Record, key: str, users: UserDb) -> int | None:
         return users.uid(text) if rec.interpreted else None
 
 
-def user_name(rec: Record, uid: int | None, users: UserDb) -> str:
+def _user_name(rec: Record, uid: int | None, users: UserDb) -> str:
     """Name of the real uid: the record's own name first, then the user database."""
     own = rec.enrichment("UID")
     if own is None and rec.interpreted:
