@@ -245,6 +245,14 @@ def test_kernel_encoding_round_trips(value: bytes, key: str) -> None:
         assert record.value(key) == value
 
 
+@given(st.text(alphabet="0123456789abcdefABCDEFgG \t\n\u0660\u00b2", max_size=12))
+def test_hex_values_are_exactly_runs_of_digit_pairs(digits: str) -> None:
+    """A value is hex when it is one or more pairs of ASCII hex digits and nothing else: the
+    definition the kernel's encoding follows (reference §1.2), whatever decodes it."""
+    expected = bytes.fromhex(digits) if re.fullmatch(r"(?:[0-9A-Fa-f]{2})+", digits) else None
+    assert parse._hex_bytes(digits) == expected
+
+
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 @given(raw_lines())
 def test_fast_path_equals_grammar(line: str) -> None:
