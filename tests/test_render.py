@@ -23,7 +23,8 @@ from lxml import etree
 
 from audit2sysmon.errors import ConfigError
 from audit2sysmon.render import FORMATS, formatter
-from audit2sysmon.render.syslog import header_host, syslog_header
+from audit2sysmon.render.syslog import SyslogLines, header_host, syslog_header, syslog_line
+from audit2sysmon.render.xml import escape_text, plain_text, text_value
 from audit2sysmon.sysmon import SCHEMAS, SysmonEvent, format_utc_time, make_event
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -178,6 +179,15 @@ def test_every_value_gives_one_well_formed_line_in_every_format(value, computer)
     assert host is not None and host.group(1) == header_host(computer)
 
 
+@given(st.one_of(TEXT, st.text()))
+def test_plain_text_needs_no_escaping(value):
+    """The renderers skip escaping an event whose values pass `plain_text` all at once."""
+    if plain_text(value):
+        assert escape_text(value) == text_value(value) == value
+    if value.isascii() and value.isprintable():
+        assert plain_text(value) == (escape_text(value) == value)
+
+
 @given(TEXT.filter(lambda t: t and "\\" not in t))
 def test_escaped_values_give_back_the_original_bytes(value):
     root = etree.fromstring(_event(value).to_xml().encode("utf-8"))
@@ -259,6 +269,25 @@ def test_syslog_header_uses_the_machine_zone_by_default(chicago_local_zone):
 )
 def test_syslog_header_day_padding_and_zones(moment, tz, header):
     assert syslog_header(moment, "h", tz) == header
+
+
+@given(st.lists(st.tuples(st.integers(0, 2500), st.sampled_from(["vm", "web01", "a b"])), max_size=30))
+def test_syslog_lines_remember_headers_without_changing_them(steps):
+    """A stream's formatter gives each event the line `syslog_line` gives it alone."""
+    lines, moment = SyslogLines(ZoneInfo("Europe/Berlin")), WHEN
+    for step, host in steps:
+        moment += timedelta(milliseconds=step)
+        event = make_event(5, {"ProcessId": 1}, computer=host, record_id=1, time_created=moment)
+        assert lines(event) == syslog_line(event, ZoneInfo("Europe/Berlin"))
+
+
+def test_syslog_lines_notice_a_new_local_zone(chicago_local_zone, monkeypatch):
+    lines = SyslogLines()
+    event = make_event(5, {}, computer="h", record_id=1, time_created=datetime(2022, 1, 1, 3, 4, 5, tzinfo=UTC))
+    assert lines(event).startswith("Dec 31 21:04:05 h sysmon: ")
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    assert lines(event).startswith("Jan  1 12:04:05 h sysmon: ")
 
 
 def test_syslog_header_host_is_one_token():

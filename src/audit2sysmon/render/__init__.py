@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import tzinfo
-from functools import partial
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from .jsonl import event_json
-from .syslog import syslog_line
+from .syslog import SyslogLines
 from .xml import event_xml
 
 if TYPE_CHECKING:
@@ -25,7 +24,7 @@ FORMATS = ("syslog", "xml", "json")
 def formatter(name: str, *, tz: tzinfo | None = None) -> Callable[[SysmonEvent], str]:
     """The line function of format `name`; `tz` is the syslog header's zone (None: local)."""
     if name == "syslog":
-        return partial(syslog_line, tz=tz)
+        return SyslogLines(tz)
     if name == "xml":
         return event_xml
     if name == "json":
