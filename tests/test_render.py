@@ -349,6 +349,13 @@ def test_format_utc_time():
         format_utc_time(datetime(2022, 11, 13))
 
 
+@given(st.integers(0, 0xFFFFFFFF * 1000 + 999))
+def test_utc_time_of_milliseconds_is_that_of_the_moment(msec):
+    """Every stamp the parser accepts (32-bit seconds) gives the text of its datetime."""
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=msec)
+    assert format_utc_time(msec) == format_utc_time(moment) == moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{msec % 1000:03d}"
+
+
 def test_formatter_names():
     event = _event("x")
     assert FORMATS == ("syslog", "xml", "json")

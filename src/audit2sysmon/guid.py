@@ -40,7 +40,8 @@ def sysmon_guid(machine_id: int, secs: int, key: int) -> str:
     if not (0 <= machine_id <= _U32 and 0 <= secs <= _U32 and 0 <= key <= _U64):
         raise ValueError(f"GUID part out of range: machine {machine_id}, secs {secs}, key {key}")
     data4 = key.to_bytes(8, "little").hex()
-    return f"{{{machine_id:08x}-{secs & 0xFFFF:04x}-{secs >> 16:04x}-{data4[:4]}-{data4[4:]}}}"
+    # %-formatting: an f-string parses its format specs again at every call (issue 6).
+    return "{%08x-%04x-%04x-%s-%s}" % (machine_id, secs & 0xFFFF, secs >> 16, data4[:4], data4[4:])  # noqa: UP031
 
 
 def machine_id_from_hex(text: str) -> int:

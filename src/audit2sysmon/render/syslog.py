@@ -57,7 +57,7 @@ class SyslogLines:
     a `time.tzset()` to another zone is noticed.
     """
 
-    __slots__ = ("tz", "_key", "_header")
+    __slots__ = ("_header", "_key", "tz")
 
     def __init__(self, tz: tzinfo | None = None) -> None:
         self.tz = tz

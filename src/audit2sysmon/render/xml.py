@@ -89,9 +89,12 @@ def plain_text(text: str) -> bool:
 
 
 def system_time(moment: datetime) -> str:
-    """TimeCreated SystemTime: 9 fraction digits from microseconds, as Sysmon prints them."""
+    """TimeCreated SystemTime: 9 fraction digits from microseconds, as Sysmon prints them.
+
+    Formatted with `%`: an f-string parses its format specs again at every call (issue 6).
+    """
     t = moment
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%06d000Z" % (
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06d000Z" % (  # noqa: UP031 - see the docstring
         t.year, t.month, t.day, t.hour, t.minute, t.second, t.microsecond
     )  # fmt: skip
 
