@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 TYPE_NAMES = ("SYSCALL", "EXECVE", "PATH", "CWD", "PROCTITLE", "SOCKADDR", "USER_ACCT", "LOGIN",
               "BPF", "UNKNOWN[1334]", "UNKNOWN[2999]", "1300", "NOT_A_TYPE")
-KEYS = ("a0", "a1", "a2[0]", "a2_len", "argc", "arch", "pid", "uid", "comm", "exe", "name", "key",
+KEYS = ("a0", "a1", "a2[0]", "a2_len", "argc", "arch", "pid", "uid", "auid", "comm", "exe", "name", "key",
         "cwd", "proctitle", "saddr", "subj", "res", "old-auid", "cap_fp", "data", "x")
 
 

@@ -276,6 +276,44 @@ def test_fast_path_equals_grammar(line: str) -> None:
         assert fast.enriched == slow.enriched and fast.fields == slow.fields
 
 
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(raw_lines(), min_size=1, max_size=4), st.lists(raw_lines(), min_size=1, max_size=4))
+def test_remembered_bodies_decode_as_new_ones(heads: list[str], tails: list[str]) -> None:
+    """Bodies and SYSCALL parts from ` auid=` on are remembered whole (`_fast_body`): lines
+    read again, and lines that share such a part, still give the grammar's record."""
+    stamp = "node=n type=SYSCALL msg=audit(1.000:1):"
+    bodies = [line.partition("):")[2].rstrip("\n") for line in heads + tails]
+    lines = [stamp + head + " auid=1000" + tail for head in bodies for tail in bodies]
+    for line in [*heads, *tails, *lines] * 2:
+        text = parse._as_text(line)
+        try:
+            fast = _fast(text)
+        except ParseError:
+            continue  # refused values: test_fast_path_equals_grammar checks the reasons
+        if fast is not None:
+            assert fast == _grammar(text) and fast.fields == _grammar(text).fields
+
+
+@pytest.mark.parametrize("pair", ["a1=2D6C61", "name=6162", "name=abc", "cwd=2F", "UID=abc", "comm=2D"])
+def test_a_pair_decodes_by_the_type_it_is_in_not_by_the_one_it_was_seen_in(pair: str) -> None:
+    """Decoded pairs and bodies are remembered per set of decoding rules: the same text in
+    an EXECVE, a kernel-only, another or an ENRICHED record is read by that record's rules."""
+    kinds = ["SYSCALL", "EXECVE", "PATH", "CWD", "USER_CMD", "SYSCALL\x1d", "PATH\x1d"]
+    for order in (kinds, kinds[::-1]):
+        for kind in order:
+            name, enriched, _ = kind.partition("\x1d")
+            body = f" {pair}" if not enriched else f" x=1\x1d{pair}"
+            line = f"type={name} msg=audit(1.000:1):{body}"
+            outcomes = []
+            for read in (_fast, _grammar):
+                try:
+                    got = read(line)
+                except ParseError as exc:
+                    got = exc.reason
+                outcomes.append(got if not hasattr(got, "fields") else (got.fields, got.enriched))
+            assert outcomes[0] is None or outcomes[0] == outcomes[1], line
+
+
 @settings(max_examples=300)
 @given(st.one_of(st.binary(max_size=300), st.text(max_size=300), raw_lines().map(lambda s: s.encode())))
 def test_garbage_is_a_parse_error_or_a_skip(data) -> None:

@@ -124,35 +124,50 @@ def _raw_field(key: str, raw: str, type_name: str, enriched: bool = False) -> Fi
 # Fields are immutable and most short pairs of a log repeat (`arch=c000003e`, `uid=0`,
 # `key="exec"`), so the fast path reuses them, looked up by the pair's text as written: one
 # dict lookup per pair is far cheaper than splitting it and hashing a (key, raw, type, enriched)
-# tuple for an lru_cache (issue 6's profile). Decoding depends on the record type and on
-# ENRICHED, hence one table per (type, enriched); long pairs (argv, paths) are not worth
-# keeping. Every table, and the number of tables (types are input), is bounded: a full one
-# is emptied and refills with what the log repeats.
+# tuple for an lru_cache (issue 6's profile). Long pairs (argv, paths) are not kept one by
+# one, but whole bodies are (`_fast_body`). Every table is bounded: a full one is emptied and
+# refills with what the log repeats.
 _SHORT = 48
 _CACHED_PAIRS = 8192
+_CACHED_BODIES = 2048
+_LONG_BODY = 512
 _CACHED_TYPES = 256
-_pair_fields: dict[tuple[str, bool], dict[str, Field]] = {}
 
 
-def _pair_table(type_name: str, enriched: bool) -> dict[str, Field]:
-    """The cache of decoded pairs for records of `type_name` (body or ENRICHED tail)."""
-    table = _pair_fields.get((type_name, enriched))
-    if table is None:
-        if len(_pair_fields) >= _CACHED_TYPES:
-            _pair_fields.clear()
-        table = _pair_fields[(type_name, enriched)] = {}
-    return table
+@dataclass(slots=True)
+class _Decoded:
+    """Pairs and whole bodies already decoded under one set of decoding rules.
+
+    A body pair decodes alike in every record type that answers two questions alike: is it
+    an EXECVE (whose `aN` arguments may be hex), is it a kernel-only record (whose damaged
+    values are refused)? An ENRICHED tail decodes alike in every type: auditd writes it, not
+    the kernel, and the grammar path reads it with no type either. So there are four sets
+    of rules, each with its own bounded tables, however many record types a log makes up.
+    """
+
+    pairs: dict[str, Field]
+    bodies: dict[str, tuple[Field, ...]]
 
 
-def _decode_pair(pair: str, table: dict[str, Field], type_name: str, enriched: bool) -> Field:
+_BODY_RULES = {(execve, kernel): _Decoded({}, {}) for execve, kernel in ((False, False), (False, True), (True, True))}
+_ENRICHED_RULES = _Decoded({}, {})
+
+
+def _rules_for(type_name: str) -> _Decoded:
+    """The tables of what the bodies of `type_name` records decode to."""
+    return _BODY_RULES[(type_name == "EXECVE", type_name in _KERNEL_ONLY)]
+
+
+def _decode_pair(pair: str, decoded: _Decoded, type_name: str, enriched: bool) -> Field:
     """Decode one `key=raw` pair the cache does not hold, keeping it when it is short."""
     key, _, raw = pair.partition("=")
-    decoded = _raw_field(key, raw, type_name, enriched)
+    field = _raw_field(key, raw, type_name, enriched)
     if len(pair) < _SHORT:
+        table = decoded.pairs
         if len(table) >= _CACHED_PAIRS:
             table.clear()
-        table[pair] = decoded
-    return decoded
+        table[pair] = field
+    return field
 
 
 def _hex_bytes(digits: str) -> bytes | None:
@@ -243,22 +258,24 @@ def _local_event_id(stamp: str, zone: _dt.tzinfo) -> EventId:
     return _checked_id(seconds * 1000 + int((m.group("ms") or "0")[:3].ljust(3, "0")), int(m.group("serial")))
 
 
-def _type_of(written: str) -> tuple[str, int | None]:
-    """(name, number) of a `type=` value: `1300` -> SYSCALL, `UNKNOWN[1334]` -> (BPF, 1334).
+def _type_of(written: str) -> tuple[str, int | None, _Decoded]:
+    """(name, number, body rules) of a `type=` value: `1300` -> SYSCALL, `UNKNOWN[1334]` ->
+    (BPF, 1334).
 
     Every line asks, with one of a few dozen values, so answers are kept (bounded: the
     value is input)."""
     known = _types_seen.get(written)
     if known is None:
         num = _tables.record_number(written)
-        known = (written, None) if num is None else (_tables.RECORD_TYPES.get(num, f"UNKNOWN[{num}]"), num)
+        name = written if num is None else _tables.RECORD_TYPES.get(num, f"UNKNOWN[{num}]")
+        known = (name, num, _rules_for(name))
         if len(_types_seen) >= _CACHED_TYPES:
             _types_seen.clear()
         _types_seen[written] = known
     return known
 
 
-_types_seen: dict[str, tuple[str, int | None]] = {}
+_types_seen: dict[str, tuple[str, int | None, _Decoded]] = {}
 
 
 # --------------------------------------------------------------------------- raw bodies
@@ -305,14 +322,15 @@ def _msg_fields(key: str, raw: str, type_name: str) -> list[Field]:
     words inside, such as `PAM: setcred` or an AVC text, stay only in the `msg` field)."""
     inner = raw[1:-1] if len(raw) >= 2 and raw[-1] == "'" else raw[1:]  # unclosed: truncated line
     fields = [Field(key, raw, inner.encode("utf-8", "surrogateescape"), ValueKind.QUOTED)]
-    body = _fast_body(inner, type_name)
-    if body is None:
-        try:
-            tree = _lark().parse(inner, start="msg_body")
-        except LarkError:
-            return fields
-        body = [f for f in _raw_fields(_body_tokens(tree), inner, type_name, nested=True) if f.key != "_text"]
-    fields.extend(body)
+    body = _fast_body(inner, type_name, _rules_for(type_name))
+    if body is not None:
+        fields.extend(body)
+        return fields
+    try:
+        tree = _lark().parse(inner, start="msg_body")
+    except LarkError:
+        return fields
+    fields.extend(f for f in _raw_fields(_body_tokens(tree), inner, type_name, nested=True) if f.key != "_text")
     return fields
 
 
@@ -531,7 +549,7 @@ def _from_tree(tree: Tree, line: str, ctx: _Ctx) -> Record:
     assert record is not None  # the grammar has no third form
     node_tok = _token(record.children, "NODE")
     node = node_tok.value[5:] if node_tok is not None else host
-    type_name, type_num = _type_of(_required(record.children, "TYPE").value[5:])
+    type_name, type_num, _ = _type_of(_required(record.children, "TYPE").value[5:])
     header = record.children[-1]
     if header.data == "no_event_id":
         raise ParseError("record has no audit(…) stamp (`msg=?`): no event id")
@@ -562,13 +580,40 @@ _FAST_HEAD = re.compile(r"(?:node=([^ \x1d]*) )?type=([^ \x1d]+) msg=audit\(([0-
 _FAST_PAIR = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*(?:\[\d+\])?=(?:\"[^\"\x00-\x20\x7f]*\"|[^\x00-\x20\x7f\"'{}]*)\Z")
 
 
-def _fast_body(body: str, type_name: str, enriched: bool = False) -> list[Field] | None:
+def _fast_body(body: str, type_name: str, decoded: _Decoded, enriched: bool = False) -> tuple[Field, ...] | None:
     """Fields of a body made only of space-separated ` key=value` pairs with simple values, else None.
+
+    Whole bodies repeat (the same CWD, the PATH items of the same binary, the PROCTITLE of
+    a command run again) and are looked up whole. A SYSCALL body never repeats (pid,
+    arguments, exit code), but its part from ` auid=` on repeats for every call of the same
+    process: that part is looked up whole and the pairs before it one by one. Decoding a
+    pair never depends on the pairs around it, so a body cut before a space decodes to the
+    fields of its two parts, one after the other (tests/test_parse.py checks the fast path
+    against the grammar).
+    """
+    at = body.find(" auid=")
+    if at > 0:
+        head = _fast_pairs(body[:at], type_name, decoded, enriched)
+        rest = _fast_body(body[at:], type_name, decoded, enriched)
+        return None if head is None or rest is None else head + rest
+    bodies = decoded.bodies
+    fields = bodies.get(body)
+    if fields is None:
+        fields = _fast_pairs(body, type_name, decoded, enriched)
+        if fields is not None and len(body) <= _LONG_BODY:
+            if len(bodies) >= _CACHED_BODIES:
+                bodies.clear()
+            bodies[body] = fields
+    return fields
+
+
+def _fast_pairs(body: str, type_name: str, decoded: _Decoded, enriched: bool) -> tuple[Field, ...] | None:
+    """`_fast_body` pair by pair.
 
     A pair found in the cache passed `_FAST_PAIR` when it was first seen, so only new pairs
     meet the regex (one regex over every whole body cost more than the rest of this function).
     """
-    table = _pair_table(type_name, enriched)
+    table = decoded.pairs
     fields: list[Field] = []
     for pair in body.split(" "):
         if not pair:  # a run of spaces, or a leading or trailing one
@@ -577,9 +622,9 @@ def _fast_body(body: str, type_name: str, enriched: bool = False) -> list[Field]
         if found is None:
             if _FAST_PAIR.match(pair) is None:
                 return None
-            found = _decode_pair(pair, table, type_name, enriched)
+            found = _decode_pair(pair, decoded, type_name, enriched)
         fields.append(found)
-    return fields
+    return tuple(fields)
 
 
 def _fast_parse(line: str, source: SourceLocation) -> Record | None:
@@ -592,19 +637,19 @@ def _fast_parse(line: str, source: SourceLocation) -> Record | None:
     body, sep, tail = body.partition("\x1d")
     if body and body[0] != " ":
         return None
-    type_name, type_num = _type_of(written)
-    fields = _fast_body(body, type_name)
+    type_name, type_num, rules = _type_of(written)
+    fields = _fast_body(body, type_name, rules)
     if fields is None:
         return None
-    enriched: list[Field] = []
+    enriched: tuple[Field, ...] = ()
     if sep:
         if "\x1d" in tail or tail[:1] == " ":
             return None
-        got = _fast_body(tail, type_name, enriched=True)
+        got = _fast_body(tail, "", _ENRICHED_RULES, enriched=True)  # no type, as _enriched_fields
         if got is None:
             return None
         enriched = got
-    return Record(type_name, type_num, node, _stamp_id(stamp), tuple(fields), tuple(enriched), False, source)
+    return Record(type_name, type_num, node, _stamp_id(stamp), fields, enriched, False, source)
 
 
 def _stamp_id(stamp: str) -> EventId:
