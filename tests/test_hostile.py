@@ -302,6 +302,23 @@ def test_value_decoding_work_is_linear(name, monkeypatch):
     assert counts[1] <= 4.5 * counts[0] + 200
 
 
+def test_what_the_parser_remembers_stays_bounded_whatever_the_input():
+    """Made-up record types, and pairs, bodies and SYSCALL tails that never repeat, fill the
+    parser's caches only up to their bounds: memory cannot grow with such a log."""
+    from audit2sysmon import parse
+
+    parser = Parser(path=PATH)
+    for n in range(30_000):
+        kind = f"MADE_UP_{n % 3000}" if n % 2 else ("SYSCALL", "PATH", "EXECVE", "CWD")[n % 4]
+        parser.parse(f'type={kind} msg=audit(1.000:{n}): a{n % 7}={n:08x} pid={n} auid={n} comm="c{n}"\x1dUID="u{n}"')
+    rules = [*parse._BODY_RULES.values(), parse._ENRICHED_RULES]
+    assert len(rules) == 4 and len(parse._types_seen) <= parse._CACHED_TYPES
+    for decoded in rules:
+        assert len(decoded.pairs) <= parse._CACHED_PAIRS and len(decoded.bodies) <= parse._CACHED_BODIES
+        assert all(len(body) <= parse._LONG_BODY for body in decoded.bodies)
+    assert max(len(d.pairs) for d in rules) > parse._CACHED_PAIRS // 2, "the log did fill the caches"
+
+
 def test_over_long_lines_are_refused_in_linear_time():
     parser = Parser(path=PATH)
     small, large = b"type=EXECVE " + b"a" * 2_500_000, b"type=EXECVE " + b"a" * 10_000_000
