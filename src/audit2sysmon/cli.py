@@ -30,6 +30,7 @@ from .correlate import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_OPEN
 from .errors import Audit2SysmonError, ConfigError
 from .inputs import (
     POLL_INTERVAL,
+    Source,
     expand_directory,
     follow_fd,
     follow_file,
@@ -380,15 +381,12 @@ class Run:
         except OSError as exc:
             self.fail(f"cannot read {path}: {exc.strerror or exc}")
             return done_bytes
-        conv, writer, progress, stop = self.conv, self.writer, self.progress, self.stop
-        lineno = 0
+        conv, writer = self.conv, self.writer
         try:
             if conv.jobs > 1:  # worker processes read it; events come a chunk at a time
                 for events in conv.feed_input(source.lines, source.name):
                     writer.write(events)
-                    if progress is not None:
-                        progress.advance(done_bytes + source.position())
-                    if stop.is_set():
+                    if self._tick(source, done_bytes):
                         break
             else:
                 conv.start_file(source.name)
@@ -396,18 +394,21 @@ class Run:
                     events = conv.feed(line)
                     if events:
                         writer.write(events)
-                    if not lineno & _TICK:
-                        if progress is not None:
-                            progress.advance(done_bytes + source.position())
-                        if stop.is_set():
-                            break
+                    if not lineno & _TICK and self._tick(source, done_bytes):
+                        break
             self.files_read += 1
         except _READ_ERRORS as exc:
-            self.fail(f"{source.name}: read error after line {lineno or conv.input_lines}: {exc}")
+            self.fail(f"{source.name}: read error after line {conv.input_lines}: {exc}")
         finally:
-            position = source.position() if progress is not None else 0
+            position = source.position() if self.progress is not None else 0
             source.close()
         return done_bytes + position
+
+    def _tick(self, source: Source, done_bytes: int) -> bool:
+        """Move the progress bar to where `source` is; whether a stop was asked for."""
+        if self.progress is not None:
+            self.progress.advance(done_bytes + source.position())
+        return self.stop.is_set()
 
     def _follow(self, path: str) -> None:
         """Read `path` (or stdin) as it grows until SIGINT/SIGTERM; flush when caught up."""
