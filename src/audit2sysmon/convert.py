@@ -1,8 +1,8 @@
 """The conversion pipeline: lines → records → audit events → Sysmon events.
 
 `Converter` owns all state of one conversion (its `FactReader`: parser and correlation
-window; the map stage: process table, record counter), so two conversions never share anything and a long-running pipeline can
-feed it line by line. `convert()` is the one-call form over any iterable of lines.
+window; the map stage: process table, record counter), so two conversions never share
+anything and a long-running pipeline can feed it line by line. `convert()` is the one-call form over any iterable of lines.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, Protocol, Self
 
 from .errors import ConfigError, ParseError
 from .facts import EventFacts, Where
-from .mapping import MapError, Mapper, MapperStats
+from .mapping import Mapper, MapperStats
 from .options import Options
 from .parallel import (
     CHUNK_BYTES,
@@ -207,8 +207,6 @@ class Converter:
         execs = facts.execs
         before = self._mapper.stats.process_create
         try:
-            if facts.failure is not None:
-                raise MapError(facts.failure)
             out = self._mapper.apply(facts)
             failed = False
         except Exception as exc:  # noqa: BLE001 - the contract: nothing in the input stops a conversion

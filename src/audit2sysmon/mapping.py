@@ -95,13 +95,15 @@ class Mapper:
 
     def add(self, event: AuditEvent) -> list[SysmonEvent]:
         """Learn from one audit event; return the Sysmon events that are now final."""
-        facts = extract(event, self.users)
-        if facts.failure is not None:
-            raise MapError(facts.failure)
-        return self.apply(facts)
+        return self.apply(extract(event, self.users))
 
     def apply(self, event: EventFacts) -> list[SysmonEvent]:
-        """Learn from the facts of one audit event; return the Sysmon events now final."""
+        """Learn from the facts of one audit event; return the Sysmon events now final.
+
+        Facts whose extraction failed (a bug) raise `MapError`: there is nothing to learn.
+        """
+        if event.failure is not None:
+            raise MapError(event.failure)
         self._seq += 1
         for extra in event.extras:
             if isinstance(extra, Login):
@@ -445,7 +447,7 @@ class Mapper:
 
 
 class MapError(Exception):
-    """Extracting an event's facts raised: a bug, which `Mapper.add` passes on."""
+    """Extracting an event's facts raised: a bug, which `Mapper.apply` passes on."""
 
 
 def _endpoint(side: str, address: SocketAddress) -> dict[str, str]:
