@@ -150,7 +150,7 @@ def extract(event: AuditEvent, users: UserDb) -> EventFacts:
     failure: str | None = None
     try:
         title = _proctitle(event)
-        extras = _extras(event, users, title)
+        extras = _extras(event, users)
         if first is not None:
             call = call_of(event, first)
             syscall = _syscall(event, first, call, users, title)
@@ -258,7 +258,7 @@ def _successful_exec(rec: Record) -> bool:
     return rec.text("success") == "yes" and syscall_name(rec) in EXEC_CALLS
 
 
-def _extras(event: AuditEvent, users: UserDb, title: str | None) -> tuple[Login | Abend, ...]:
+def _extras(event: AuditEvent, users: UserDb) -> tuple[Login | Abend, ...]:
     """LOGIN and ANOM_ABEND records, in record order (most events have none)."""
     found: list[Login | Abend] = []
     for rec in event.records:

@@ -237,17 +237,18 @@ def format_utc_time(moment: datetime | int) -> str:
     specs are not parsed again at every call as an f-string's are: together a third of
     the cost, once per event (issue 6).
     """
+    day: date
     if isinstance(moment, datetime):
         if moment.tzinfo is None:
             raise ValueError("UtcTime needs a timezone-aware datetime")
         t = moment.astimezone(timezone.utc)
-        return "%04d-%02d-%02d %02d:%02d:%02d.%03d" % (  # noqa: UP031 - see the docstring
-            t.year, t.month, t.day, t.hour, t.minute, t.second, t.microsecond // 1000
-        )  # fmt: skip
-    seconds, millis = divmod(moment, 1000)
-    days, in_day = divmod(seconds, 86400)
-    day = date.fromordinal(_EPOCH_DAY + days)
-    hour, in_hour = divmod(in_day, 3600)
+        day, hour, minute, second, millis = t, t.hour, t.minute, t.second, t.microsecond // 1000
+    else:
+        seconds, millis = divmod(moment, 1000)
+        days, in_day = divmod(seconds, 86400)
+        day = date.fromordinal(_EPOCH_DAY + days)
+        hour, in_hour = divmod(in_day, 3600)
+        minute, second = divmod(in_hour, 60)
     return "%04d-%02d-%02d %02d:%02d:%02d.%03d" % (  # noqa: UP031 - see the docstring
-        day.year, day.month, day.day, hour, in_hour // 60, in_hour % 60, millis
+        day.year, day.month, day.day, hour, minute, second, millis
     )  # fmt: skip
