@@ -40,8 +40,7 @@ class PathItem(NamedTuple):
     """One PATH record: the name as passed, what kind of entry it is, and its inode.
 
     A NamedTuple rather than a dataclass: it crosses process boundaries in `--jobs` runs
-    (facts.py), where a tuple pickles at a fraction of the cost (and a compiled build cannot
-    unpickle a frozen dataclass).
+    as a plain tuple (`facts.to_plain`), which a tuple becomes at no cost.
     """
 
     name: str | None

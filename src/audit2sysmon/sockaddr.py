@@ -29,8 +29,8 @@ _INTERPRETED_PAIR = re.compile(r"([\w-]+)=(\S+)")
 class SocketAddress(NamedTuple):
     """An inet or inet6 endpoint: `ip` already in Sysmon's text form.
 
-    A NamedTuple: it crosses process boundaries in `--jobs` runs (facts.py), and a compiled
-    build cannot unpickle a frozen dataclass.
+    A NamedTuple: it crosses process boundaries in `--jobs` runs as a plain tuple
+    (`facts.to_plain`).
     """
 
     is_ipv6: bool
