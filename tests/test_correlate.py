@@ -15,6 +15,7 @@ from audit2sysmon.correlate import (
     DEFAULT_MAX_OPEN,
     AuditEvent,
     Correlator,
+    SerialGaps,
     stands_alone,
 )
 from audit2sysmon.errors import ConfigError
@@ -455,3 +456,54 @@ def test_waiting_closed_events_are_bounded_by_the_window():
     assert out and out[0].records == (stuck,)
     assert len(correlator._ready) <= 4
     assert [e.event_id.serial for e in out] == sorted(e.event_id.serial for e in out)
+
+
+# -- serial gaps: events that never reached the log ---------------------------------------------
+
+
+def gaps_of(records, window: int = 64) -> tuple[set[int], list]:
+    """(every serial reported missing, the gaps) of a stream, the rest reported at the end."""
+    finder = SerialGaps(window=window)
+    gaps = [gap for record in records for gap in finder.add(record)] + finder.flush()
+    missing = set()
+    for gap in gaps:
+        missing |= set(range(gap.first, gap.last + 1)) - gap.seen
+    return missing, gaps
+
+
+@given(st.data())
+def test_serial_gaps_are_exactly_the_events_that_never_came(data):
+    """Records out of order by less than the window are late, not lost; whatever never
+    comes is reported, once, whatever the order."""
+    count = data.draw(st.integers(3, 300))
+    first = data.draw(st.integers(0, 2**32 - 1))  # the count may wrap past 2^32
+    # The first serial is where the node starts; what is lost after the last one is not seen.
+    lost = data.draw(st.sets(st.integers(1, count - 2)))
+    kept = [n for n in range(count) if n not in lost]
+    # Displace records by at most 16 places, as events of other CPUs are written late.
+    keys = [i + data.draw(st.integers(0, 16)) for i in range(len(kept))]
+    order = [n for _, n in sorted(zip(keys, kept))]
+    order.remove(0)
+    order.insert(0, 0)
+    records = [rec(SYSCALL, 1000 + n, (first + n) % 2**32, "vm") for n in order]
+    missing, _ = gaps_of(records)
+    assert {(first + n) for n in lost} == missing
+
+
+def test_serial_gaps_ignore_auditd_s_own_numbers_and_start_anew_after_a_reboot():
+    records = [rec(SYSCALL, 1000, 7000, "vm"), rec(SYSCALL, 1001, 7001, "vm"),
+               rec(1203, 1002, 42, "vm"),  # DAEMON_ROTATE: auditd's own serial
+               rec(SYSCALL, 1003, 7002, "vm"),
+               rec(SYSCALL, 5000, 3, "vm"),  # a new boot counts from the start
+               rec(SYSCALL, 5001, 4, "vm"), rec(SYSCALL, 5002, 6, "vm"),
+               rec(SYSCALL, 1004, 7003, "other")]  # other nodes count apart
+    missing, gaps = gaps_of(records)
+    assert ({5}, [6]) == (missing, [gap.where.event_id.serial for gap in gaps])
+
+
+def test_serial_gaps_close_once_the_window_has_passed():
+    finder = SerialGaps(window=4)
+    found = [finder.add(rec(SYSCALL, 1000 + n, n, "vm")) for n in (1, 2, 4, 5, 6, 7, 8, 9)]
+    # 3 could still come while the newest serial is at most 4 past it: 7 is, 8 is not.
+    assert [[], [], [], [], [], [], [3], []] == [[g.first for g in gaps] for gaps in found]
+    assert [] == finder.flush()

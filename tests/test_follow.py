@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import signal
 import subprocess
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 
 from audit2sysmon import Converter, Options
 from audit2sysmon.cli import main
-from audit2sysmon.inputs import LineSplitter, follow_file
+from audit2sysmon.inputs import LineSplitter, Opened, follow_file
 
 from cli_setup import API, DEV, FIXED, UTC
 DEADLINE = 60.0  # seconds a helper waits for the follower before giving up (never reached when it works)
@@ -46,8 +48,8 @@ def wait_for(predicate, what: str) -> None:
         time.sleep(0.01)
 
 
-def until_caught_up(lines) -> list[bytes]:
-    """Lines from a follow generator up to its next 'caught up' marker."""
+def until_caught_up(lines) -> list[bytes | Opened]:
+    """Lines (and `Opened` markers) from a follow generator up to its next 'caught up' marker."""
     got = []
     for line in lines:
         if line is None:
@@ -75,17 +77,17 @@ def test_follow_file_growth_partial_lines_truncation_and_rotation(tmp_path):
     lines = follow_file(str(log), stop, poll_interval=0)
     assert [] == until_caught_up(lines)  # not there yet: it waits
     log.write_bytes(b"one\ntw")
-    assert [b"one\n"] == until_caught_up(lines)  # half a line waits for its end
+    assert [Opened(str(log)), b"one\n"] == until_caught_up(lines)  # half a line waits for its end
     with open(log, "ab") as handle:
         handle.write(b"o\nthree\n")
     assert [b"two\n", b"three\n"] == until_caught_up(lines)
     log.write_bytes(b"new\n")  # truncated and rewritten, shorter than what was read
-    assert [b"new\n"] == until_caught_up(lines)
+    assert [Opened(str(log)), b"new\n"] == until_caught_up(lines)
     with open(log, "ab") as old:  # the writer still holds the file it writes
         log.rename(tmp_path / "audit.log.1")
         old.write(b"last words\nunfinished")
     log.write_bytes(b"fresh\n")
-    assert [b"last words\n", b"unfinished", b"fresh\n"] == until_caught_up(lines)
+    assert [b"last words\n", b"unfinished", Opened(str(log)), b"fresh\n"] == until_caught_up(lines)
     stop.set()
     assert [] == list(lines)
 
@@ -198,3 +200,126 @@ def test_follow_standard_input_until_sigint(tmp_path):
             proc.kill()
     assert (0, b"") == (proc.returncode, err)
     assert final == out.read_bytes()
+
+
+# -- rotation never skips a file -----------------------------------------------------------------
+
+
+def rotate(log) -> None:
+    """What auditd does on rotation: `.N` → `.N+1` from the oldest, the log → `.1`, a new log."""
+    numbers = sorted((int(p.name.rsplit(".", 1)[1]) for p in log.parent.glob(log.name + ".*")), reverse=True)
+    for number in numbers:
+        os.rename(f"{log}.{number}", f"{log}.{number + 1}")
+    os.rename(log, f"{log}.1")
+    log.write_bytes(b"")
+
+
+def drain(lines) -> list[bytes]:
+    """Everything the follower has to give now: it looks until two looks in a row bring
+    nothing (a rotation is noticed at the look after the one that reached the file's end)."""
+    got: list[bytes] = []
+    quiet = 0
+    while quiet < 2:
+        looked = until_caught_up(lines)
+        quiet = 0 if looked else quiet + 1
+        got += [line for line in looked if not isinstance(line, Opened)]
+    return got
+
+
+# A session of a live log: lines appended, rotations, and the moments the follower looks.
+_STEPS = st.lists(st.one_of(st.integers(1, 5), st.just("rotate"), st.just("look")), max_size=40)
+
+
+@given(_STEPS)
+def test_every_line_is_read_once_in_order_however_often_the_log_rotates(tmp_path_factory, steps):
+    log = tmp_path_factory.mktemp("rotating") / "audit.log"
+    log.write_bytes(b"")
+    stop = threading.Event()
+    lines = follow_file(str(log), stop, poll_interval=0)
+    read: list[bytes] = drain(lines)  # the follower starts: it opens the log
+    written: list[bytes] = []
+    for step in steps:
+        if step == "rotate":
+            rotate(log)
+        elif step == "look":
+            read += drain(lines)
+        else:
+            new = [b"line %d\n" % (len(written) + i) for i in range(step)]
+            with open(log, "ab") as handle:
+                handle.write(b"".join(new))
+            written += new
+    read += drain(lines)
+    stop.set()
+    assert written == read
+
+
+def test_after_a_removed_file_the_remaining_ones_are_read_oldest_first(tmp_path):
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"a\n")
+    stop = threading.Event()
+    lines = follow_file(str(log), stop, poll_interval=0)
+    assert [Opened(str(log)), b"a\n"] == until_caught_up(lines)
+    rotate(log)
+    log.write_bytes(b"b\n")
+    rotate(log)
+    log.write_bytes(b"c\n")
+    rotate(log)
+    log.write_bytes(b"d\n")
+    os.remove(f"{log}.3")  # the file being read, gone from the directory (it is still open)
+    os.remove(f"{log}.2")  # one it never saw: lost
+    assert [Opened(f"{log}.1"), b"c\n", Opened(str(log)), b"d\n"] == [
+        line for line in until_caught_up(lines) + until_caught_up(lines) + until_caught_up(lines)
+    ]
+    stop.set()
+
+
+def test_follow_after_a_set_member_reads_what_rotated_meanwhile(tmp_path):
+    log = tmp_path / "audit.log"
+    (tmp_path / "audit.log.1").write_bytes(b"old\n")
+    log.write_bytes(b"was live\n")
+    older = os.stat(tmp_path / "audit.log.1")
+    rotate(log)  # while the command converted audit.log.1, auditd rotated
+    log.write_bytes(b"new\n")
+    stop = threading.Event()
+    lines = follow_file(str(log), stop, poll_interval=0, after=(older.st_dev, older.st_ino))
+    assert [Opened(f"{log}.1"), b"was live\n", Opened(str(log)), b"new\n"] == (
+        until_caught_up(lines) + until_caught_up(lines)
+    )
+    stop.set()
+
+
+def test_a_command_following_a_set_reports_the_events_of_a_removed_file_lost(tmp_path, no_default_sigterm):
+    """Serial numbers tell what the follower could not read: an exec in a file that was
+    removed before it was read is one warning naming the line after the gap, and a count."""
+    lines = [line for line in DEV.read_bytes().splitlines(keepends=True) if b"type=DAEMON_" not in line]
+    stamps = dict.fromkeys(line.split(b"msg=audit(")[1].split(b")")[0] for line in lines)
+    # Renumber the capture's events 1..n in log order: it was cut down to one process tree,
+    # and a live log of everything the kernel wrote has no gaps.
+    serials = {stamp: i for i, stamp in enumerate(stamps, 1)}
+    body = [
+        line.replace(stamp, stamp.split(b":")[0] + b":%d" % serials[stamp])
+        for line in lines
+        for stamp in [line.split(b"msg=audit(")[1].split(b")")[0]]
+    ]
+    third = len(body) // 3
+    # Cut where no event is open: after a PROCTITLE.
+    cuts = [next(i for i in range(k * third, len(body)) if b"type=PROCTITLE" in body[i]) + 1 for k in (1, 2)]
+    first, removed, last = body[: cuts[0]], body[cuts[0] : cuts[1]], body[cuts[1] :]
+    log, out = tmp_path / "audit.log", tmp_path / "out.log"
+    log.write_bytes(b"".join(first))
+
+    def rotate_twice_and_remove() -> None:
+        wait_for(lambda: out.exists() and out.stat().st_size > 0, "the first events")
+        rotate(log)
+        log.write_bytes(b"".join(removed))
+        rotate(log)
+        os.remove(f"{log}.1")  # gone before the follower looked: lost
+        log.write_bytes(b"".join(last))
+        wait_for(lambda: b"/usr/bin/" in out.read_bytes().rsplit(b"\n", 2)[-2], "the last file's events")
+        time.sleep(0.2)
+
+    with contextlib.redirect_stderr(io.StringIO()) as report:
+        assert 0 == follow_while(rotate_twice_and_remove, out, log)
+    missing = len({line.split(b"msg=audit(")[1].split(b")")[0] for line in removed})
+    warnings = [line for line in report.getvalue().splitlines() if "never reached the log" in line]
+    assert [f"{missing} audit event(s)"] == [w.split(": ", 1)[1].split(" of node")[0] for w in warnings]

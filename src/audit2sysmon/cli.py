@@ -30,12 +30,15 @@ from .correlate import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_OPEN
 from .errors import Audit2SysmonError, ConfigError
 from .inputs import (
     POLL_INTERVAL,
+    FileIdentity,
+    Opened,
     Source,
     expand_directory,
     follow_fd,
     follow_file,
     open_source,
     order_inputs,
+    rotation_number,
 )
 from .options import SUPPORTED_EVENTS, Options
 from .render import FORMATS, formatter
@@ -166,6 +169,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         "input_format": args.input_format,
         "time_created": args.time_created,
         "hold_for_parent": not args.follow,
+        "serial_gaps": args.follow,
     }
     if args.follow and args.jobs != 1:
         raise ConfigError("--follow reads as the file grows, in this process: it takes no --jobs")
@@ -326,6 +330,9 @@ class Run:
         self.warner = Reporter(self.say, None, what="warning(s) about damaged events")
         self.conv = Converter(converter_options, on_error=self.reporter, on_warning=self.warner, jobs=args.jobs)
         self.files_read = 0
+        # The file opened last and what it is, whatever it is called later (--follow starts
+        # after it when it is an older member of the followed file's rotated set).
+        self.last_opened: tuple[str, FileIdentity] | None = None
 
     def say(self, message: str) -> None:
         if self.progress is not None:
@@ -354,7 +361,7 @@ class Run:
                     break
                 done_bytes = self._read_file(path, done_bytes)
             if followed is not None and not self.stop.is_set():
-                self._follow(followed)
+                self._follow(followed, self._set_member_read_before(followed))
             self.writer.write(self.conv.flush())
             self.writer.flush()
         finally:
@@ -381,6 +388,8 @@ class Run:
         except OSError as exc:
             self.fail(f"cannot read {path}: {exc.strerror or exc}")
             return done_bytes
+        if path != "-":
+            self.last_opened = (path, source.identity())
         conv, writer = self.conv, self.writer
         try:
             if conv.jobs > 1:  # worker processes read it; events come a chunk at a time
@@ -410,19 +419,29 @@ class Run:
             self.progress.advance(done_bytes + source.position())
         return self.stop.is_set()
 
-    def _follow(self, path: str) -> None:
+    def _set_member_read_before(self, followed: str) -> FileIdentity | None:
+        """The file read just before `followed` if it belongs to the same rotated set."""
+        last = self.last_opened
+        if last is None or followed == "-" or rotation_number(last[0])[0] != rotation_number(followed)[0]:
+            return None
+        return last[1]
+
+    def _follow(self, path: str, after: FileIdentity | None) -> None:
         """Read `path` (or stdin) as it grows until SIGINT/SIGTERM; flush when caught up."""
         if path == "-":
             name, lines = "<stdin>", follow_fd(self.stdin.fileno(), self.stop, self.poll_interval)
         else:
             if not os.path.exists(path):
                 self.say(f"{PROG}: {path} does not exist yet; waiting for it")
-            name, lines = path, follow_file(path, self.stop, self.poll_interval)
+            name, lines = path, follow_file(path, self.stop, self.poll_interval, after=after)
         conv, writer = self.conv, self.writer
         conv.start_file(name)
         last_line: float | None = None  # monotonic time of the last line not yet closed by idleness
         try:
             for line in lines:
+                if isinstance(line, Opened):
+                    conv.start_file(line.path)
+                    continue
                 if line is None:
                     writer.flush()
                     now = time.monotonic()
@@ -452,6 +471,8 @@ def format_stats(stats: ConversionStats, files: int) -> str:
         ("ProcessCreate events written", stats.process_create),
         ("events written", stats.written),
     ]
+    if stats.lost_events:
+        rows.append(("audit events lost before reading", stats.lost_events))
     width = max(len(label) for label, _ in rows)
     text = [f"{PROG}: statistics"]
     text += [f"  {label:<{width}} {value:>10}" for label, value in rows]

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol, Self
 
+from .correlate import SerialGap
 from .errors import ConfigError, ParseError
 from .facts import EventFacts, Where
 from .mapping import Mapper, MapperStats
@@ -43,6 +44,7 @@ DAMAGE_DUPLICATE = "duplicate SYSCALL record in one audit event"
 DAMAGE_CUT = "SYSCALL record cut short"
 DAMAGE_ORPHAN = "EXECVE records without their SYSCALL record"
 DAMAGE_INTERNAL = "internal error (bug) in the map stage"
+DAMAGE_LOST = "audit events lost before the log was read (serial numbers skipped)"
 
 
 @dataclass(slots=True)
@@ -55,7 +57,9 @@ class ConversionStats(LineCounts):
     `exec_syscalls == process_create + sum(exec_rejected.values())` (tests/test_hostile.py
     checks it on every fixture log). `damaged` counts events that were converted although
     their records show damage (cut, lost, late or duplicated records), by kind; each one
-    was also reported to the converter's `on_warning` with file and line.
+    was also reported to the converter's `on_warning` with file and line. `lost_events`
+    counts audit events that never reached the log, by the serial numbers they skipped
+    (only with `Options.serial_gaps`); each gap is one warning.
     """
 
     events: int = 0
@@ -64,6 +68,7 @@ class ConversionStats(LineCounts):
     written: int = 0
     exec_rejected: Counter[str] = field(default_factory=Counter)
     damaged: Counter[str] = field(default_factory=Counter)
+    lost_events: int = 0
 
 
 class MapStage(Protocol):
@@ -117,7 +122,9 @@ class Converter:
         self.jobs = _jobs(jobs)
         self._on_warning = on_warning
         self._users = UserDb.from_options(self.options.passwd, self.options.local_users)
-        self._reader = FactReader(self.options, self._users, on_error=on_error, path=path, counts=self.stats)
+        self._reader = FactReader(
+            self.options, self._users, on_error=on_error, path=path, counts=self.stats, on_gap=self._lost
+        )
         self._mapper: MapStage = Mapper(self.options, self._users)
         self._workers = (
             ParallelReader(self.options, self._users, self.jobs, on_error=on_error, counts=self.stats) if self.jobs > 1 else None
@@ -247,6 +254,19 @@ class Converter:
                        "EXECVE record (lost or outside the correlation window); command line from "
                        "PROCTITLE or comm")
         return out
+
+    def _lost(self, gap: SerialGap) -> None:
+        """Audit events that never reached the log: counted, and one warning per gap."""
+        self.stats.lost_events += gap.missing
+        source = gap.where.source
+        node = f" of node {gap.node}" if gap.node is not None else ""
+        self._warn(
+            DAMAGE_LOST,
+            (source.path, source.line) if source is not None else None,
+            f"{gap.missing} audit event(s){node} never reached the log: serial numbers "
+            f"{gap.first & 0xFFFFFFFF}-{gap.last & 0xFFFFFFFF} skipped before this record (lost by the "
+            "kernel or by auditd's queue, or a rotated log removed before it was read)",
+        )
 
     def _warn(self, kind: str, where: Where, reason: str) -> None:
         self.stats.damaged[kind] += 1

@@ -248,6 +248,99 @@ class SeamState:
             self.serials[node] = (last_serial, last_rank)
 
 
+def auditd_own(type_num: int | None) -> bool:
+    """DAEMON_* records (1200-1299): auditd numbers them itself, apart from the kernel's serials."""
+    return type_num is not None and 1200 <= type_num <= 1299
+
+
+@dataclass(slots=True)
+class SerialGap:
+    """Serials `first`..`last` of `node` that a record of serial `last + 1` skipped, at `where`.
+
+    `seen` holds those that arrived late after all (records of events on other CPUs are
+    written out of order); the rest never came.
+    """
+
+    node: str | None
+    first: int
+    last: int
+    where: Record
+    seen: set[int] = field(default_factory=set)
+
+    @property
+    def missing(self) -> int:
+        return self.last - self.first + 1 - len(self.seen)
+
+
+class SerialGaps:
+    """Finds audit events that never reached the log, by the serial numbers they left out.
+
+    The kernel numbers every audit event it emits, one serial after the other per host, and
+    writes every record of a complete log with its event's serial: a serial that never
+    appears is an event that was lost (the kernel's backlog overflowed, auditd's queue to a
+    plugin overflowed, or a rotated log was removed before it was read). Events of different
+    CPUs are written slightly out of order, so a skipped serial is only reported once the
+    node's serials have gone `window` past it without it; `flush` reports the rest.
+
+    Only a log of everything the kernel wrote can be checked this way: a log cut down to
+    some processes skips serials on purpose, so the converter checks only where asked
+    (`Options.serial_gaps`, on when following a live log). auditd's own DAEMON records carry
+    serials of their own and are not checked; a serial far below the newest (a reboot
+    restarts the count) starts the node anew.
+    """
+
+    def __init__(self, window: int = 4096, max_gaps: int = 256) -> None:
+        self._window = window
+        self._max_gaps = max_gaps
+        self._newest: dict[str | None, int] = {}  # unwrapped serial
+        self._open: list[SerialGap] = []
+
+    def add(self, record: Record) -> list[SerialGap]:
+        """Take one record; return the gaps that are now known to stay open, oldest first."""
+        if auditd_own(record.type_num):
+            return []
+        node = record.node
+        newest = self._newest.get(node)
+        if newest is None:
+            self._newest[node] = record.event_id.serial
+            return []
+        serial = newest + _signed_delta(record.event_id.serial, newest & 0xFFFFFFFF)
+        if serial <= newest:
+            if newest - serial > self._window:  # the count restarted: a new boot
+                self._newest[node] = serial
+                self._open = [gap for gap in self._open if gap.node != node]
+                return []
+            for gap in self._open:
+                if gap.node == node and gap.first <= serial <= gap.last:
+                    gap.seen.add(serial)
+            return []
+        if serial > newest + 1:
+            self._open.append(SerialGap(node, newest + 1, serial - 1, record))
+        self._newest[node] = serial
+        return self._closed(node, serial)
+
+    def flush(self) -> list[SerialGap]:
+        """End of input: every gap still open stays open."""
+        gaps, self._open = self._open, []
+        return [gap for gap in gaps if gap.missing > 0]
+
+    def _closed(self, node: str | None, newest: int) -> list[SerialGap]:
+        """Gaps that `newest` has left more than the window behind (and the oldest ones past
+        `max_gaps`, so that a log that skips serials all the time stays in bounded memory)."""
+        done: list[SerialGap] = []
+        keep: list[SerialGap] = []
+        excess = len(self._open) - self._max_gaps
+        for gap in self._open:
+            if excess > 0 or (gap.node == node and newest - gap.last > self._window):
+                excess -= 1
+                if gap.missing > 0:
+                    done.append(gap)
+            else:
+                keep.append(gap)
+        self._open = keep
+        return done
+
+
 class Correlator:
     """Turns a stream of records into a stream of events in O(1) amortised time per record.
 

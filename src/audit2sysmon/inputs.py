@@ -28,13 +28,18 @@ from typing import BinaryIO, cast
 
 __all__ = [
     "POLL_INTERVAL",
+    "FileIdentity",
     "LineSplitter",
+    "Opened",
     "Source",
     "expand_directory",
     "follow_fd",
     "follow_file",
+    "identity",
+    "newer_siblings",
     "open_source",
     "order_inputs",
+    "rotation_number",
 ]
 
 POLL_INTERVAL = 0.25
@@ -48,6 +53,14 @@ _MAGIC: tuple[tuple[bytes, Callable[[io.BufferedReader], io.BufferedIOBase]], ..
 _COMPRESSED_SUFFIX = r"(?:\.(?:gz|bz2|xz))?"
 _ROTATED = re.compile(rf"(?P<base>.+)\.(?P<number>\d+){_COMPRESSED_SUFFIX}\Z")
 _BASE_NAME = "audit.log"
+
+
+FileIdentity = tuple[int, int]
+"""(device, inode): what a file is, whatever name it has now."""
+
+
+def identity(stat: os.stat_result) -> FileIdentity:
+    return (stat.st_dev, stat.st_ino)
 
 
 @dataclass(slots=True)
@@ -65,6 +78,10 @@ class Source:
     def position(self) -> int:
         """Bytes of the file on disk consumed so far."""
         return self.raw.tell()
+
+    def identity(self) -> FileIdentity:
+        """(device, inode) of the file being read, which stays what it is if renamed."""
+        return identity(os.fstat(self.raw.fileno()))
 
     def close(self) -> None:
         self.lines.close()
@@ -159,27 +176,42 @@ _CHUNK = 1 << 16
 
 
 def follow_file(
-    path: str, stop: threading.Event, poll_interval: float = POLL_INTERVAL
-) -> Iterator[bytes | None]:
+    path: str,
+    stop: threading.Event,
+    poll_interval: float = POLL_INTERVAL,
+    *,
+    after: FileIdentity | None = None,
+) -> Iterator[bytes | Opened | None]:
     """Lines of `path` from its start, then its new lines as they are written, like `tail -F`.
 
     Yields None each time it has caught up (nothing more to read right now): the caller's
-    moment to flush output. Survives rotation (the name points to a new file: the old one is
-    read to its end, then the new one from its start), truncation (the file got shorter than
-    what was read: read again from the start) and a missing file (wait for it). Ends when
-    `stop` is set. A truncation that the file outgrows between two looks is not seen, as with
-    tail. Other errors (permissions) raise OSError.
+    moment to flush output; and `Opened` before the first line of each file it opens, so
+    that line numbers in reports restart with the file. Survives rotation, truncation (the file got shorter than what was
+    read: read again from the start) and a missing file (wait for it). Ends when `stop` is
+    set. A truncation that the file outgrows between two looks is not seen, as with tail.
+    Other errors (permissions) raise OSError.
+
+    Rotation never skips a file. When the name points to a new file, the old one is read to
+    its end; then every rotated sibling newer than it (`audit.log.1`, `.2`, …, see
+    `newer_siblings`), oldest first, and only then the file at the name. A follower that
+    looked at the name too late (the log rotated twice between two looks, or the follower was
+    stalled) would otherwise never read the files in between. `after` is the identity of a
+    file of the set read just before (the last of the older files a command line named): its
+    newer siblings are read before `path` too, so a rotation while those were converted loses
+    nothing either.
     """
     handle: io.FileIO | None = None
+    finished = after  # the file read to its end last: what comes next is newer than it
     splitter = LineSplitter()
     try:
         while not stop.is_set():
             if handle is None:
-                handle = _open_if_there(path)
+                handle = _next_file(path, finished)
                 if handle is None:
                     yield None
                     stop.wait(poll_interval)
                     continue
+                yield Opened(handle.name if isinstance(handle.name, str) else path)
             chunk = handle.read(_CHUNK)
             if chunk:
                 yield from splitter.push(chunk)
@@ -189,22 +221,101 @@ def follow_file(
                 break
             current = _stat_if_there(path)
             opened = os.fstat(handle.fileno())
-            if current is not None and (current.st_ino, current.st_dev) != (opened.st_ino, opened.st_dev):
+            if current is not None and identity(current) != identity(opened):
+                # Another file has the name: this one is complete (auditd writes only the
+                # file at the name). Its last line may lack its newline: pass it on as is.
                 yield from splitter.push(handle.read())
                 rest = splitter.rest()
                 if rest:
                     yield rest
                 handle.close()
                 handle = None
+                finished = identity(opened)
                 continue
             if opened.st_size < handle.tell():
                 splitter.rest()
                 handle.seek(0)
+                yield Opened(path)
                 continue
             stop.wait(poll_interval)
     finally:
         if handle is not None:
             handle.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """`follow_file` starts reading a file (the live one, a rotated sibling, or the same
+    file again from its start after a truncation)."""
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sibling:
+    """A rotated member of a live log's set, as listed: `audit.log.2` is number 2."""
+
+    number: int
+    path: str
+    identity: FileIdentity
+
+
+def rotated_siblings(path: str) -> list[Sibling]:
+    """The uncompressed rotated files of `path`'s set (`path.1`, `path.2`, …), any order.
+
+    auditd renames `audit.log` to `audit.log.1` after moving `.1` to `.2` and so on, and
+    never compresses; logrotate compresses only what it rotated before (`delaycompress`), so
+    the files a follower may still have to read are the uncompressed ones.
+    """
+    directory, base = os.path.split(path)
+    found: list[Sibling] = []
+    try:
+        names = os.listdir(directory or ".")
+    except FileNotFoundError:
+        return found
+    for name in names:
+        stem, dot, number = name.rpartition(".")
+        if stem != base or not dot or not number.isdecimal():
+            continue
+        member = os.path.join(directory, name)
+        stat = _stat_if_there(member)
+        if stat is not None:
+            found.append(Sibling(int(number), member, identity(stat)))
+    return found
+
+
+def newer_siblings(path: str, finished: FileIdentity) -> list[Sibling]:
+    """The rotated files of `path`'s set written after the file `finished`, oldest first.
+
+    Found among the siblings, `finished` is `path.N`: the newer ones are those numbered
+    below N. Not found, it was removed, and auditd removes only the oldest member of a set,
+    so every sibling is newer.
+    """
+    siblings = sorted(rotated_siblings(path), key=lambda s: -s.number)
+    position = next((s.number for s in siblings if s.identity == finished), None)
+    return [s for s in siblings if position is None or s.number < position]
+
+
+def _next_file(path: str, finished: FileIdentity | None) -> io.FileIO | None:
+    """The file to read after `finished`: its oldest newer sibling, else the file at `path`.
+
+    A rotation between listing the names and opening one moves every name: the opened file
+    is checked to be the one listed, and the names are listed again when it is not.
+    """
+    if finished is not None:
+        for _ in range(_LIST_ATTEMPTS):
+            newer = newer_siblings(path, finished)
+            if not newer:
+                break
+            handle = _open_if_there(newer[0].path)
+            if handle is not None and identity(os.fstat(handle.fileno())) == newer[0].identity:
+                return handle
+            if handle is not None:
+                handle.close()
+    return _open_if_there(path)
+
+
+_LIST_ATTEMPTS = 8
 
 
 def follow_fd(fd: int, stop: threading.Event, poll_interval: float = POLL_INTERVAL) -> Iterator[bytes | None]:

@@ -42,6 +42,9 @@ class Options:
         execution_pid: the `<Execution ProcessID=…>` value (Sysmon writes its own pid).
         events: the Sysmon EventIDs to write (`SUPPORTED_EVENTS` by default); the others
             are still read, so the process table stays complete.
+        serial_gaps: warn about audit events whose serial numbers never appear (lost before
+            the log was read); only meaningful for a log of everything the kernel wrote, such
+            as a live audit.log (on with `--follow`), not for one cut down to some processes.
     """
 
     tz: tzinfo | None = None
@@ -57,6 +60,7 @@ class Options:
     first_record_id: int = 1
     execution_pid: int = 0
     events: frozenset[int] = SUPPORTED_EVENTS
+    serial_gaps: bool = False
 
     def __post_init__(self) -> None:
         if self.input_format not in ("auto", "raw", "interpreted"):

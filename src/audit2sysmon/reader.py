@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .correlate import Correlator, SeamState
+from .correlate import Correlator, SeamState, SerialGap, SerialGaps
 from .errors import Audit2SysmonError, ParseError
 from .facts import EventFacts, extract
 from .options import Options
@@ -21,6 +21,7 @@ from .parse import Parser
 from .users import UserDb
 
 ErrorHandler = Callable[[Audit2SysmonError], None]
+GapHandler = Callable[[SerialGap], None]
 _WRONG_FORM = {
     True: "interpreted (ausearch -i) line, but the input format is raw",
     False: "raw audit record, but the input format is interpreted",
@@ -62,8 +63,10 @@ class FactReader:
         path: str = "<input>",
         counts: LineCounts | None = None,
         seed: SeamState | None = None,
+        on_gap: GapHandler | None = None,
     ) -> None:
-        """`counts` receives the line counts (a converter passes its `ConversionStats`)."""
+        """`counts` receives the line counts (a converter passes its `ConversionStats`);
+        `on_gap` gets the serial gaps found when `options.serial_gaps` is on."""
         self.options = options
         self.counts = counts if counts is not None else LineCounts()
         self.correlator = Correlator(
@@ -71,6 +74,8 @@ class FactReader:
         )
         self._users = users
         self._on_error = on_error
+        self._on_gap = on_gap
+        self._gaps = SerialGaps() if options.serial_gaps else None
         # input_format raw/interpreted: the parser detects the form per line; a line of the
         # other form is rejected rather than read (None: auto, both are read).
         form = options.input_format
@@ -104,6 +109,8 @@ class FactReader:
             counts.skipped += 1
             return []
         counts.records += 1
+        if self._gaps is not None:
+            self._report_gaps(self._gaps.add(record))
         events = self.correlator.add(record)
         if not events:  # most records complete no event
             return []
@@ -112,8 +119,15 @@ class FactReader:
 
     def flush(self) -> list[EventFacts]:
         """End of input: the facts of every event still open."""
+        if self._gaps is not None:
+            self._report_gaps(self._gaps.flush())
         users = self._users
         return [extract(event, users) for event in self.correlator.flush()]
+
+    def _report_gaps(self, gaps: list[SerialGap]) -> None:
+        if self._on_gap is not None:
+            for gap in gaps:
+                self._on_gap(gap)
 
 
 def _as_bytes(line: str | bytes) -> bytes:

@@ -142,6 +142,15 @@ end_of_event_timeout = 2
 """
 
 
+def auditd_conf(text: str, settings: dict[str, str]) -> str:
+    """`text` (auditd.conf lines) with the values of `settings` in place of their lines."""
+    lines = []
+    for line in text.splitlines():
+        key = line.split("=", 1)[0].strip()
+        lines.append(f"{key} = {settings[key]}" if key in settings else line)
+    return "\n".join(lines) + "\n"
+
+
 class PrivateAuditd:
     """auditd with a private config in ``directory``, owning the audit socket while entered.
 
@@ -149,10 +158,21 @@ class PrivateAuditd:
     machines, so the converter's Computer and machine part come from the node name.
     """
 
-    def __init__(self, directory: Path, log_format: str) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        log_format: str,
+        *,
+        rules: list[list[str]] | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> None:
+        """`rules` (default `RULES`) are added with the harness's key; `settings` replace
+        lines of `AUDITD_CONF` (e.g. log rotation for the follow tests)."""
         self.directory = directory
         self.log = directory / "audit.log"
         self.log_format = log_format
+        self.rules = RULES if rules is None else rules
+        self.settings = settings or {}
         self._proc: subprocess.Popen[bytes] | None = None
         self._saved: AuditStatus | None = None
         self._owner = False  # only an auditd that owned the socket may touch rules and settings
@@ -164,8 +184,9 @@ class PrivateAuditd:
         plugins = self.directory / "plugins.d"
         plugins.mkdir(mode=0o750)
         conf = self.directory / "auditd.conf"
-        conf.write_text(AUDITD_CONF.format(log=self.log, log_format=self.log_format,
-                                           name_format="HOSTNAME", plugins=plugins))
+        conf.write_text(auditd_conf(AUDITD_CONF.format(log=self.log, log_format=self.log_format,
+                                                       name_format="HOSTNAME", plugins=plugins),
+                                    self.settings))
         conf.chmod(0o640)
         try:
             self._proc = subprocess.Popen(
@@ -176,7 +197,7 @@ class PrivateAuditd:
             self._wait_until_owner()
             _auditctl("-b", str(BACKLOG_LIMIT))
             _auditctl("-D", "-k", RULE_KEY)  # left over from a run that was killed
-            for rule in RULES:
+            for rule in self.rules:
                 _auditctl(*rule)
         except BaseException:
             self.__exit__(None, None, None)
@@ -234,6 +255,16 @@ class PrivateAuditd:
         while audit_status().pid == self._proc.pid and time.monotonic() < deadline:
             time.sleep(0.02)
 
+    def rotate(self) -> None:
+        """Make auditd rotate its log now (SIGUSR1) and wait until a new file has the name."""
+        before = _inode(self.log)
+        self._proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + MARKER_TIMEOUT
+        while _inode(self.log) in (None, before):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"auditd did not rotate its log within {MARKER_TIMEOUT} s")
+            time.sleep(0.002)
+
     def wait_for_marker(self) -> None:
         """Exec a marker and wait until auditd wrote it: every earlier record is on disk then."""
         marker = f"a2s-live-end-{uuid.uuid4().hex}"
@@ -243,6 +274,13 @@ class PrivateAuditd:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"auditd did not write the marker exec within {MARKER_TIMEOUT} s")
             time.sleep(0.02)
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
 
 
 def _read(path: Path) -> bytes:
