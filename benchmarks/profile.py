@@ -57,11 +57,10 @@ def stages(log: Path) -> list[tuple[str, float]]:
     where the time really goes: read -> parse -> correlate -> extract (what a `--jobs` worker
     does) -> apply (convert()) -> render.
     """
-    from audit2sysmon.correlate import Correlator
+    from audit2sysmon._pipeline.reader import FactReader
+    from audit2sysmon.audit import Correlator, Parser
+    from audit2sysmon.mapping import UserDb
     from audit2sysmon.options import Options
-    from audit2sysmon.parse import Parser
-    from audit2sysmon.reader import FactReader
-    from audit2sysmon.users import UserDb
 
     def read() -> None:
         with open(log, encoding="utf-8", errors="surrogateescape") as f:

@@ -1,6 +1,6 @@
 """Hypothesis strategies for audit record lines, shared by the test modules.
 
-`kernel_encode` is written from the kernel's rule (reference §1.2, `audit_log_n_untrustedstring`),
+`kernel_encode` is written from the kernel's rule (kernel/audit.c `audit_log_n_untrustedstring`),
 not from the parser, so round-trip tests compare two independent implementations.
 """
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit2sysmon.argv import execve_argv
-from audit2sysmon.parse import Parser
+from audit2sysmon.audit.parse import Parser
+from audit2sysmon.mapping.argv import execve_argv
 
 MAX_EXECVE_AUDIT_LEN = 7500
 
@@ -85,7 +85,7 @@ def test_twelve_thousand_byte_argument_from_the_live_capture():
     parser = Parser(path=str(log))
     records = [
         r for r in (parser.parse(line) for line in log.read_bytes().splitlines())
-        if r is not None and r.type_name == "EXECVE" and r.event_id.serial == _serial_of_long_arg(log)
+        if r is not None and r.type_name == "EXECVE" and r.stamp.serial == _serial_of_long_arg(log)
     ]
     argv = execve_argv(records)
     assert [b"/usr/bin/printf", b"%s", b"y" * 12000] == argv

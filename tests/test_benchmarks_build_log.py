@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from audit2sysmon import convert
-from audit2sysmon.parse import Parser
+from audit2sysmon.audit.parse import Parser
 
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("build_log", ROOT / "benchmarks" / "build_log.py")
@@ -65,7 +65,7 @@ def test_events_of_different_blocks_never_share_a_key(two_rounds):
     keys_per_block = []
     for lo, hi in itertools.pairwise(bounds):
         records = [parser.parse(line) for line in two_rounds[lo:hi]]
-        keys_per_block.append({(r.node, r.event_id.msec, r.event_id.serial) for r in records})
+        keys_per_block.append({(r.node, r.stamp.msec, r.stamp.serial) for r in records})
     for i, keys in enumerate(keys_per_block):
         for other in keys_per_block[i + 1 :]:
             assert not keys & other
@@ -77,8 +77,8 @@ def test_shift_keeps_the_grouping_and_the_pid_links(two_rounds):
     busy, dev = len(_lines(BUSY)), len(_lines(DEV))
     first = [parser.parse(line) for line in two_rounds[:busy]]
     again = [parser.parse(line) for line in two_rounds[busy + dev : 2 * busy + dev]]
-    d_ms = {b.event_id.msec - a.event_id.msec for a, b in zip(first, again)}
-    d_serial = {b.event_id.serial - a.event_id.serial for a, b in zip(first, again)}
+    d_ms = {b.stamp.msec - a.stamp.msec for a, b in zip(first, again)}
+    d_serial = {b.stamp.serial - a.stamp.serial for a, b in zip(first, again)}
     d_pid = {
         int(b.text(k)) - int(a.text(k))
         for a, b in zip(first, again)

@@ -15,13 +15,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from cli_setup import API, DEV, FIXED, LIVE, UTC
 from lxml import etree
 
 from audit2sysmon import convert
 from audit2sysmon.cli import main
 from audit2sysmon.inputs import order_inputs
 
-from cli_setup import API, DEV, FIXED, LIVE, UTC
 EXEC_OK = re.compile(rb" syscall=(?:59|322) success=yes ")
 RENDER = {
     "syslog": lambda event: event.to_syslog(UTC),
@@ -287,7 +287,7 @@ def test_help_and_version(capsys):
     text = capsys.readouterr().out
     assert "examples:" in text and "--follow" in text and "--window-ms" in text
     assert 0 == main(["--version"])
-    from audit2sysmon import parse
+    from audit2sysmon.audit import parse
 
     build = "pure Python" if parse.__file__.endswith(".py") else "compiled"
     assert re.fullmatch(rf"audit2sysmon \d+\.\d+\.\d+\S* \({build}\)\n", capsys.readouterr().out)

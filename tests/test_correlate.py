@@ -10,17 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit2sysmon.correlate import (
-    DEFAULT_MAX_AGE_MS,
-    DEFAULT_MAX_OPEN,
-    AuditEvent,
-    Correlator,
-    SerialGaps,
-    stands_alone,
-)
+from audit2sysmon.audit.correlate import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_OPEN, Correlator
+from audit2sysmon.audit.parse import Parser
+from audit2sysmon.audit.records import AuditEvent, Field, Record, Stamp, ValueKind
+from audit2sysmon.audit.serials import SerialGaps
+from audit2sysmon.audit.types import stands_alone
 from audit2sysmon.errors import ConfigError
-from audit2sysmon.parse import Parser
-from audit2sysmon.records import EventId, Field, Record, ValueKind
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PUBLIC = FIXTURES / "public"
@@ -33,7 +28,7 @@ LOGIN, AVC, CONFIG_CHANGE = 1006, 1400, 1305
 def rec(type_num: int, msec: int, serial: int, node: str | None = None, **fields: str) -> Record:
     """A record built by hand: header plus `key=value` fields (bare values)."""
     body = tuple(Field(k, v, v.encode(), ValueKind.BARE) for k, v in fields.items())
-    return Record(f"T{type_num}", type_num, node, EventId(msec, serial), body)
+    return Record(f"T{type_num}", type_num, node, Stamp(msec, serial), body)
 
 
 def run(records, **window) -> tuple[list[AuditEvent], Correlator]:
@@ -49,7 +44,7 @@ def run(records, **window) -> tuple[list[AuditEvent], Correlator]:
 
 
 def key(event: AuditEvent) -> tuple:
-    return (event.node, event.event_id.msec, event.event_id.serial)
+    return (event.node, event.stamp.msec, event.stamp.serial)
 
 
 def by_key(events: list[AuditEvent]) -> dict[tuple, list[tuple[Record, ...]]]:
@@ -68,7 +63,7 @@ def assert_accounted(records: list[Record], events: list[AuditEvent], correlator
     assert Counter(map(id, emitted)) == Counter(map(id, kept))
     for event in events:
         assert event.records
-        assert {(r.node, r.event_id) for r in event.records} == {(event.node, event.event_id)}
+        assert {(r.node, r.stamp) for r in event.records} == {(event.node, event.stamp)}
     assert stats.records == len(records)
     assert stats.eoe_records == len(records) - len(kept)
     assert stats.events == len(events) == (
@@ -95,7 +90,7 @@ def group_whole_file(records: list[Record]) -> dict[tuple, list[tuple[Record, ..
     grouped: dict[tuple, list[Record]] = defaultdict(list)
     for r in records:
         if r.type_num != EOE:
-            grouped[(r.node, r.event_id.msec, r.event_id.serial)].append(r)
+            grouped[(r.node, r.stamp.msec, r.stamp.serial)].append(r)
     return {k: [tuple(v)] for k, v in grouped.items()}
 
 
@@ -112,7 +107,7 @@ def test_out_of_order_log_gives_the_events_of_normal_log():
         k: Counter(v[0]) for k, v in by_key(normal).items()
     }
     # Event 60's PATH item=1 came after event 61's SYSCALL (7,845 ms later in log time).
-    event60 = next(e for e in shuffled if e.event_id.serial == 60)
+    event60 = next(e for e in shuffled if e.stamp.serial == 60)
     assert [r.type_name for r in event60.records] == ["SYSCALL", "EXECVE", "CWD", "PATH", "PATH"]
     assert event60.records[-1].text("item") == "1"
     assert correlator.stats.late_records == 0
@@ -123,7 +118,7 @@ def test_rollover_log_keeps_five_events_in_file_order():
     events, correlator = run(records)
     assert_accounted(records, events, correlator)
     # 4294967295 and 0 share the same millisecond: arrival order, not serial order, decides.
-    assert [e.event_id.serial for e in events] == [4294967294, 4294967295, 0, 1, 2]
+    assert [e.stamp.serial for e in events] == [4294967294, 4294967295, 0, 1, 2]
     assert all(len(e.records) == 1 for e in events)
 
 
@@ -165,12 +160,12 @@ def bounded_shuffle(records: list[Record], distance: int, rng: random.Random) ->
     slots = sorted(range(len(records)), key=lambda i: i + rng.uniform(0, distance))
     per_key: dict[tuple, list[Record]] = defaultdict(list)
     for r in records:
-        per_key[(r.node, r.event_id.msec, r.event_id.serial)].append(r)
+        per_key[(r.node, r.stamp.msec, r.stamp.serial)].append(r)
     cursors = {k: iter(v) for k, v in per_key.items()}
     shuffled = []
     for i in slots:
         r = records[i]
-        shuffled.append(next(cursors[(r.node, r.event_id.msec, r.event_id.serial)]))
+        shuffled.append(next(cursors[(r.node, r.stamp.msec, r.stamp.serial)]))
     return shuffled
 
 
@@ -385,14 +380,14 @@ def test_events_emitted_together_come_oldest_first():
     correlator.add(rec(SYSCALL, 10_000, 1))
     # The clock jumps back: the user record evicts event 1 and is itself complete at once.
     batch = correlator.add(rec(1112, 0, 2))
-    assert [e.event_id.serial for e in batch] == [2, 1]
+    assert [e.stamp.serial for e in batch] == [2, 1]
 
 
 def test_flush_orders_by_time_then_arrival_not_by_serial():
     correlator = Correlator()
     for msec, serial in ((200, 4), (100, 2**32 - 1), (100, 0), (50, 9)):
         correlator.add(rec(SYSCALL, msec, serial))
-    assert [e.event_id.serial for e in correlator.flush()] == [9, 2**32 - 1, 0, 4]
+    assert [e.stamp.serial for e in correlator.flush()] == [9, 2**32 - 1, 0, 4]
 
 
 @pytest.mark.parametrize("window", [{"max_open": 0}, {"max_age_ms": -1}, {"max_records": 0}])
@@ -422,7 +417,7 @@ def streams(draw):
         node = draw(st.sampled_from([None, "a", "b"]))
         msec = draw(st.integers(0, 5000))
         serial = draw(st.sampled_from([0, 1, 2, 3, 2**32 - 1]))
-        record = Record("X", type_num, node, EventId(msec, serial), ())
+        record = Record("X", type_num, node, Stamp(msec, serial), ())
         out.append(record)
     return out
 
@@ -455,7 +450,7 @@ def test_waiting_closed_events_are_bounded_by_the_window():
         out += correlator.add(rec(PROCTITLE, 2, serial))
     assert out and out[0].records == (stuck,)
     assert len(correlator._ready) <= 4
-    assert [e.event_id.serial for e in out] == sorted(e.event_id.serial for e in out)
+    assert [e.stamp.serial for e in out] == sorted(e.stamp.serial for e in out)
 
 
 # -- serial gaps: events that never reached the log ---------------------------------------------
@@ -498,7 +493,7 @@ def test_serial_gaps_ignore_auditd_s_own_numbers_and_start_anew_after_a_reboot()
                rec(SYSCALL, 5001, 4, "vm"), rec(SYSCALL, 5002, 6, "vm"),
                rec(SYSCALL, 1004, 7003, "other")]  # other nodes count apart
     missing, gaps = gaps_of(records)
-    assert ({5}, [6]) == (missing, [gap.where.event_id.serial for gap in gaps])
+    assert ({5}, [6]) == (missing, [gap.where.stamp.serial for gap in gaps])
 
 
 def test_serial_gaps_close_once_the_window_has_passed():

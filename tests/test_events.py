@@ -16,7 +16,7 @@ import pytest
 
 from audit2sysmon import convert
 from audit2sysmon.errors import ConfigError
-from audit2sysmon.guid import ZERO_GUID
+from audit2sysmon.sysmon.guid import ZERO_GUID
 
 LIVE = Path(__file__).parent / "fixtures" / "live"
 API = {"hostname": "h", "machine_id": "01020304", "local_users": False}

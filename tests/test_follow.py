@@ -12,14 +12,14 @@ import threading
 import time
 
 import pytest
+from cli_setup import API, DEV, FIXED, UTC
 from hypothesis import given
 from hypothesis import strategies as st
 
-from audit2sysmon import Converter, Options
+from audit2sysmon import Converter, Opened, Options
 from audit2sysmon.cli import main
-from audit2sysmon.inputs import LineSplitter, Opened, follow_file
+from audit2sysmon.inputs import LineSplitter, follow_file
 
-from cli_setup import API, DEV, FIXED, UTC
 DEADLINE = 60.0  # seconds a helper waits for the follower before giving up (never reached when it works)
 
 

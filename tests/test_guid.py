@@ -17,14 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from audit2sysmon.errors import ConfigError
-from audit2sysmon.guid import (
-    ZERO_GUID,
-    event_key,
-    logon_guid,
-    machine_id_from_hex,
-    machine_id_from_node,
-    sysmon_guid,
-)
+from audit2sysmon.mapping.guids import event_key, machine_id_from_node
+from audit2sysmon.sysmon.guid import ZERO_GUID, logon_guid, machine_id_from_hex, sysmon_guid
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REAL_LOGS = (
@@ -67,7 +61,7 @@ def test_encoder_reproduces_every_real_guid(name, guid):
 @pytest.mark.parametrize(
     ("parts", "guid"),
     [
-        # Reference §4 worked example (UtcTime 2021-10-26 20:11:11.159) and its parent.
+        # The worked example of Sysmon's GUID layout (UtcTime 2021-10-26 20:11:11.159) and its parent.
         ((0x2424FAA4, 1635279071, 0x0000558BB6205B31), "{2424faa4-60df-6178-315b-20b68b550000}"),
         ((0x2424FAA4, 0x617860B3, 0x0000561060A71705), "{2424faa4-60b3-6178-0517-a76010560000}"),
         ((0, 0, 0), ZERO_GUID),

@@ -1,4 +1,4 @@
-"""Hostile and damaged input (issue 7): never crash, never lose an exec, always say where.
+"""Hostile and damaged input: never crash, never lose an exec, always say where.
 
 Every case feeds a log with damage around intact exec events and checks three things: the
 damage is reported with file and line (`on_error` for a rejected line, `on_warning` for an
@@ -27,9 +27,9 @@ from hypothesis import strategies as st
 from lxml import etree
 from test_pipeline_properties import OPTIONS, KernelExec
 
+from audit2sysmon.audit.parse import MAX_LINE, Parser
 from audit2sysmon.convert import Converter
 from audit2sysmon.errors import ParseError
-from audit2sysmon.parse import MAX_LINE, Parser
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PATH = "hostile.log"
@@ -269,7 +269,7 @@ def test_value_decoding_work_is_linear(name, monkeypatch):
     """The same lines, measured by operation count instead of time: the characters handed to
     value decoding grow 4 times with 4 times the input (re-decoding a growing value at every
     word, as the ENRICHED tail once did, grows 16 times)."""
-    from audit2sysmon import parse
+    from audit2sysmon.audit import parse
 
     work = [0]
 
@@ -290,7 +290,8 @@ def test_value_decoding_work_is_linear(name, monkeypatch):
     counts = []
     for n in (1500, 6000):
         work[0] = 0
-        for decoded in [*parse._BODY_RULES.values(), parse._ENRICHED_RULES]:  # earlier parses' work would not count
+        caches = parser._caches
+        for decoded in [*caches.rules.values(), caches.enriched]:  # earlier parses' work would not count
             decoded.pairs.clear()
             decoded.bodies.clear()
         try:
@@ -305,14 +306,15 @@ def test_value_decoding_work_is_linear(name, monkeypatch):
 def test_what_the_parser_remembers_stays_bounded_whatever_the_input():
     """Made-up record types, and pairs, bodies and SYSCALL tails that never repeat, fill the
     parser's caches only up to their bounds: memory cannot grow with such a log."""
-    from audit2sysmon import parse
+    from audit2sysmon.audit import parse
 
     parser = Parser(path=PATH)
     for n in range(30_000):
         kind = f"MADE_UP_{n % 3000}" if n % 2 else ("SYSCALL", "PATH", "EXECVE", "CWD")[n % 4]
         parser.parse(f'type={kind} msg=audit(1.000:{n}): a{n % 7}={n:08x} pid={n} auid={n} comm="c{n}"\x1dUID="u{n}"')
-    rules = [*parse._BODY_RULES.values(), parse._ENRICHED_RULES]
-    assert len(rules) == 4 and len(parse._types_seen) <= parse._CACHED_TYPES
+    caches = parser._caches
+    rules = [*caches.rules.values(), caches.enriched]
+    assert len(rules) == 4 and len(caches.types) <= parse._CACHED_TYPES and len(caches.stamps) <= parse._CACHED_STAMPS
     for decoded in rules:
         assert len(decoded.pairs) <= parse._CACHED_PAIRS and len(decoded.bodies) <= parse._CACHED_BODIES
         assert all(len(body) <= parse._LONG_BODY for body in decoded.bodies)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from audit2sysmon import convert
-from audit2sysmon.guid import ZERO_GUID
+from audit2sysmon.sysmon.guid import ZERO_GUID
 
 PAIR = Path(__file__).parent / "fixtures" / "live" / "pair-dev"
 DATA = re.compile(r'<Data Name="([A-Za-z]+)">(.*?)</Data>')

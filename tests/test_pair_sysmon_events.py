@@ -16,7 +16,7 @@ import pytest
 from test_pair_sysmon import DATA, EVENT_ID, PAIR, _unescape
 
 from audit2sysmon import convert
-from audit2sysmon.guid import ZERO_GUID
+from audit2sysmon.sysmon.guid import ZERO_GUID
 
 # Sysmon events with no audit record behind them, and why (checked in the log below).
 SYSMON_ONLY = {
@@ -45,7 +45,7 @@ def ours() -> list:
 
 
 def _close_in_time(a: str, b: str) -> bool:
-    """Sysmon's clock is boot time + uptime (reference §5): a few ms off the audit stamp."""
+    """Sysmon's clock is boot time + uptime : a few ms off the audit stamp."""
     return abs((datetime.fromisoformat(a) - datetime.fromisoformat(b)).total_seconds()) < 1.0
 
 

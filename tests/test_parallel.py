@@ -1,4 +1,4 @@
-"""`--jobs N` (issue 6): worker processes read, and the output is byte for byte one process's.
+"""`--jobs N`: worker processes read, and the output is byte for byte one process's.
 
 Every comparison converts the same input twice, once in one process and once with worker
 processes and small chunks (so a fixture log has many seams), and compares the rendered
@@ -29,12 +29,12 @@ from hypothesis import strategies as st
 from strategies import raw_lines
 
 from audit2sysmon import convert
+from audit2sysmon._pipeline.reader import FactReader
 from audit2sysmon.convert import Converter
-from audit2sysmon.facts import from_plain, to_plain
+from audit2sysmon.mapping.plain import from_plain, to_plain
+from audit2sysmon.mapping.users import UserDb
 from audit2sysmon.options import Options
-from audit2sysmon.reader import FactReader
-from audit2sysmon.render.xml import event_xml
-from audit2sysmon.users import UserDb
+from audit2sysmon.sysmon.render.xml import event_xml
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LOGS = sorted(FIXTURES.glob("public/*.log")) + sorted(FIXTURES.glob("live/*/audit.log")) + sorted(
@@ -59,7 +59,7 @@ def run(inputs, jobs: int, chunk_size: int | None = None, **options):
             for events in conv.feed_input(io.BytesIO(data), name, chunk_size=chunk_size):
                 lines.extend(event_xml(e) for e in events)
         lines.extend(event_xml(e) for e in conv.flush())
-        workers = conv._workers
+        workers = conv._reader
     seen = {
         "lines": lines,
         "stats": conv.stats,
@@ -208,10 +208,10 @@ def test_a_killed_worker_costs_time_not_events():
     with Converter(jobs=2, **OPTIONS) as conv:
         for batch in conv.feed_input(io.BytesIO(data), "busy", chunk_size=16384):
             if not lines:
-                os.kill(next(iter(conv._workers._pool._processes)), signal.SIGKILL)
+                os.kill(next(iter(conv._reader._pool._processes)), signal.SIGKILL)
             lines.extend(event_xml(e) for e in batch)
         lines.extend(event_xml(e) for e in conv.flush())
-        workers = conv._workers
+        workers = conv._reader
     assert lines == run([("busy", data)], jobs=1)[0]["lines"]
     assert workers.local_chunks > 0 and workers.fresh_chunks > workers.local_chunks
 
@@ -224,9 +224,30 @@ def test_convert_takes_jobs_and_leaves_no_worker_behind():
     assert multiprocessing.active_children() == []
 
 
-def test_a_converter_with_jobs_reads_whole_inputs_only():
-    with Converter(jobs=2, **OPTIONS) as conv, pytest.raises(ValueError, match="feed_input"):
-        conv.feed("type=SYSCALL msg=audit(1.000:1): pid=1")
+def test_lines_fed_one_at_a_time_between_whole_inputs_give_the_bytes_of_one_process():
+    """A converter with workers reads lines fed one at a time in this process, after what it
+    handed out before (the held last chunk of an input), and whole inputs with its workers
+    again: one object, the same events as reading everything in one process."""
+    data = (FIXTURES / "live/busy-raw/audit.log").read_bytes().splitlines(keepends=True)
+    third = len(data) // 3
+    parts = [b"".join(data[:third]), data[third : 2 * third], b"".join(data[2 * third :])]
+
+    def converted(jobs: int) -> list[str]:
+        lines = []
+        with Converter(jobs=jobs, **OPTIONS) as conv:
+            for events in conv.feed_input(io.BytesIO(parts[0]), "first", chunk_size=16384):
+                lines += map(event_xml, events)
+            conv.start_file("fed")
+            for line in parts[1]:
+                lines += map(event_xml, conv.feed(line))
+            for events in conv.feed_input(io.BytesIO(parts[2]), "last", chunk_size=16384):
+                lines += map(event_xml, events)
+            lines += map(event_xml, conv.flush())
+            if jobs > 1:
+                assert conv._reader.fresh_chunks > 0, "the workers read the whole inputs"
+        return lines
+
+    assert converted(1) == converted(2)
     with pytest.raises(ValueError, match="jobs"):
         Converter(jobs=-1)
 

@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from audit2sysmon import _tables
+from audit2sysmon.audit import syscalls
+from audit2sysmon.audit.parse import Parser, parse_line
+from audit2sysmon.audit.records import Record, ValueKind
 from audit2sysmon.errors import ParseError
-from audit2sysmon.parse import Parser, parse_line
-from audit2sysmon.records import Record, ValueKind
 
 LIVE = Path(__file__).parent / "fixtures" / "live"
 CASES = [
@@ -41,7 +41,7 @@ def _records(path: Path, zone: str) -> list[Record]:
 def _by_event(records: list[Record]) -> dict[int, list[Record]]:
     events: dict[int, list[Record]] = collections.defaultdict(list)
     for r in records:
-        events[r.event_id.serial].append(r)
+        events[r.stamp.serial].append(r)
     return events
 
 
@@ -80,7 +80,7 @@ def test_interpreted_text_matches_raw_log(folder: str, locale: str, zone: str) -
     assert all(r.interpreted for r in text) and not any(r.interpreted for r in raw)
 
     def ids(records):
-        return collections.Counter((r.node, r.type_num, r.event_id) for r in records)
+        return collections.Counter((r.node, r.type_num, r.stamp) for r in records)
 
     assert ids(text) == ids(raw)  # types, serials and UTC milliseconds, record for record
     raw_events, text_events = _by_event(raw), _by_event(text)
@@ -95,7 +95,7 @@ def test_interpreted_text_matches_raw_log(folder: str, locale: str, zone: str) -
             assert _one(text_recs, "PROCTITLE", "proctitle") == proctitle.replace(b"\0", b" ")
         syscall = next((r for r in raw_recs if r.type_name == "SYSCALL"), None)
         if syscall is not None:
-            name = _tables.syscall_name(int(syscall.text("arch"), 16), int(syscall.text("syscall")))
+            name = syscalls.syscall_name(syscall.text("arch"), syscall.text("syscall"))
             if name is not None:
                 assert _one(text_recs, "SYSCALL", "syscall") == name.encode()
                 checked["syscall"] += 1
@@ -105,7 +105,7 @@ def test_interpreted_text_matches_raw_log(folder: str, locale: str, zone: str) -
 
 def test_interpreted_values_with_spaces_escapes_and_chunks() -> None:
     text = _records(LIVE / "dev-raw" / "interpreted-C-UTC.txt", "UTC")
-    execve = {r.event_id.serial: r for r in text if r.type_name == "EXECVE" and r.get("argc")}
+    execve = {r.stamp.serial: r for r in text if r.type_name == "EXECVE" and r.get("argc")}
     assert execve[2372].text("a2") == "a b c" and execve[2372].text("a3") == 'say "hi"'
     assert execve[2378].value("a2") == b"cr\rhere" and execve[2378].value("a3") == b"del\x7fhere"
     assert execve[2300].text("a8") == "exec" and execve[2309].text("a8") == "key=exit"
@@ -155,7 +155,7 @@ def _utc_ms(*parts: int) -> int:
 )
 def test_local_dates_and_daylight_saving(stamp: str, zone: str, utc: tuple[int, ...]) -> None:
     r = parse_line(f"type=CWD msg=audit({stamp}:5) : cwd=/", tz=ZoneInfo(zone))
-    assert r.event_id.msec == _utc_ms(*utc) + 46 and r.event_id.serial == 5
+    assert r.stamp.msec == _utc_ms(*utc) + 46 and r.stamp.serial == 5
 
 
 def test_bad_local_date_is_a_parse_error() -> None:

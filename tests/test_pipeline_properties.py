@@ -1,4 +1,4 @@
-"""Property tests over the whole pipeline (issue 7): attacker-controlled bytes in, valid events out.
+"""Property tests over the whole pipeline: attacker-controlled bytes in, valid events out.
 
 Events are written the way the kernel writes them (`KernelExec.lines`: the hex rule for every
 untrusted string, EXECVE split across records and long arguments split into `aN[i]` chunks

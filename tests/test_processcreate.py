@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from audit2sysmon import convert
-from audit2sysmon.guid import ZERO_GUID
+from audit2sysmon.sysmon.guid import ZERO_GUID
 
 LIVE = Path(__file__).parent / "fixtures" / "live"
 PASSWD = LIVE / "passwd"

@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from audit2sysmon.errors import ConfigError
-from audit2sysmon.render import FORMATS, formatter
-from audit2sysmon.render.syslog import SyslogLines, header_host, syslog_header, syslog_line
-from audit2sysmon.render.xml import escape_text, plain_text, text_value
 from audit2sysmon.sysmon import SCHEMAS, SysmonEvent, format_utc_time, make_event
+from audit2sysmon.sysmon.render import FORMATS, formatter
+from audit2sysmon.sysmon.render.syslog import SyslogLines, header_host, syslog_header, syslog_line
+from audit2sysmon.sysmon.render.xml import escape_text, plain_text, text_value
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLES = FIXTURES / "reference" / "sysmon-linux-samples.log"
@@ -337,7 +337,7 @@ def test_make_event_stores_time_created_in_utc():
 
 
 def test_format_utc_time():
-    # Reference §4 worked example: secs 1635279071 is UtcTime 2021-10-26 20:11:11.159.
+    # The worked example of Sysmon's GUID layout: secs 1635279071 is UtcTime 2021-10-26 20:11:11.159.
     assert format_utc_time(1635279071159) == "2021-10-26 20:11:11.159"
     # Sample 1's UtcTime; milliseconds are truncated, never rounded.
     assert format_utc_time(datetime(2022, 11, 13, 19, 44, 6, 867999, tzinfo=UTC)) == \

@@ -21,8 +21,9 @@ from test_correlate import (
     streams,
 )
 
-from audit2sysmon.correlate import AuditEvent, Correlator, SeamState
-from audit2sysmon.records import EventId, Record
+from audit2sysmon.audit.correlate import Correlator
+from audit2sysmon.audit.records import AuditEvent, Record, Stamp
+from audit2sysmon.audit.seams import SeamState
 
 USER = 1112  # a user-space type: stands alone
 
@@ -33,7 +34,7 @@ def feed(correlator: Correlator, records: list[Record]) -> list[AuditEvent]:
 
 def shape(events: list[AuditEvent]) -> list[tuple]:
     """What must match the truth: the records by identity (the generated ones compare equal)."""
-    return [(e.node, e.event_id, tuple(map(id, e.records)), e.late) for e in events]
+    return [(e.node, e.stamp, tuple(map(id, e.records)), e.late) for e in events]
 
 
 def run_chunk(
@@ -100,7 +101,7 @@ def added_up(runs: list[Correlator]) -> dict[str, int]:
 def squeezed(record: Record) -> Record:
     """The record stamped within 12 ms, so that keys repeat across seams: late records,
     duplicated events, expected EOEs."""
-    return replace(record, event_id=EventId(record.event_id.msec % 12, record.event_id.serial))
+    return replace(record, stamp=Stamp(record.stamp.msec % 12, record.stamp.serial))
 
 
 dense_streams = streams().map(lambda records: [squeezed(r) for r in records])

@@ -9,7 +9,7 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from audit2sysmon.sockaddr import (
+from audit2sysmon.mapping.sockaddr import (
     SocketAddress,
     decode,
     format_ip,

@@ -79,7 +79,7 @@ def seed(corpus: Path) -> None:
 
 def main() -> None:
     dirs = [a for a in sys.argv[1:] if not a.startswith("-")]
-    if dirs and (not Path(dirs[0]).exists() or Path(dirs[0]).is_dir() and not any(Path(dirs[0]).iterdir())):
+    if dirs and (not Path(dirs[0]).exists() or (Path(dirs[0]).is_dir() and not any(Path(dirs[0]).iterdir()))):
         seed(Path(dirs[0]))
     atheris.Setup(sys.argv, check)
     atheris.Fuzz()

@@ -1,15 +1,25 @@
 """audit2sysmon: Linux audit logs in, Sysmon for Linux events out.
 
-The public API is small: `convert()` for one call over any iterable of lines, `Converter`
-for long-running pipelines (`feed`/`flush`/`stats`), `Options` shared with the CLI, the
-`SysmonEvent` it yields, and the exceptions. The stages (`parse`, `correlate`, `track`,
-`mapping`, `render`) are importable on their own.
+The public API: `convert()` for one call over any iterable of lines, `Converter` for
+long-running pipelines (`feed`, `feed_input`, `stream`, `flush`, `stats`), `Options` shared
+with the command line, the `SysmonEvent` it yields, and the exceptions under
+`Audit2SysmonError`. The stages are subpackages that can be used on their own: `audit` (parse,
+correlate), `mapping` (extract facts, apply them), `sysmon` (the event model and its
+renderers); docs/api.md lists what each makes public.
 """
 
-from .convert import ConversionStats, Converter, convert
-from .errors import Audit2SysmonError, ConfigError, ParseError
+from .convert import ConversionStats, Converter, Opened, convert
+from .errors import (
+    Audit2SysmonError,
+    ConfigError,
+    ConversionError,
+    ConversionWarning,
+    Damage,
+    NotConverted,
+    ParseError,
+)
 from .options import Options
-from .sysmon import SysmonEvent
+from .sysmon.event import SysmonEvent
 
 __version__ = "0.1.0"
 
@@ -17,7 +27,7 @@ __version__ = "0.1.0"
 def build() -> str:
     """`"compiled"` when the library runs as mypyc's C extensions, else `"pure Python"`
     (docs/performance.md). The two differ in speed, so reports and benchmarks say which."""
-    from . import parse
+    from .audit import parse
 
     return "pure Python" if (parse.__file__ or "").endswith(".py") else "compiled"
 
@@ -25,8 +35,13 @@ def build() -> str:
 __all__ = [
     "Audit2SysmonError",
     "ConfigError",
+    "ConversionError",
     "ConversionStats",
+    "ConversionWarning",
     "Converter",
+    "Damage",
+    "NotConverted",
+    "Opened",
     "Options",
     "ParseError",
     "SysmonEvent",

@@ -1,73 +1,89 @@
-"""The conversion pipeline: lines → records → audit events → Sysmon events.
+"""The conversion: lines → records → audit events → facts → Sysmon events.
 
-`Converter` owns all state of one conversion (its `FactReader`: parser and correlation
-window; the map stage: process table, record counter), so two conversions never share
-anything and a long-running pipeline can feed it line by line. `convert()` is the one-call form over any iterable of lines.
+`Converter` owns all state of one conversion (its reader: parser, correlation window; its
+mapper: process table, record counter), so two conversions never share anything and a
+long-running pipeline can feed it line by line. It reads in three ways, all through the same
+steps: `feed` one line, `feed_input` a whole file or stream (with worker processes when
+`jobs` > 1), and `stream` a live source that says when it has caught up (a followed log,
+standard input). `convert()` is the one-call form over any iterable of lines.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol, Self
 
-from .correlate import SerialGap
-from .errors import ConfigError, ParseError
-from .facts import EventFacts, Where
-from .mapping import Mapper, MapperStats
+from ._pipeline.parallel import CHUNK_BYTES, CHUNK_LINES, ParallelReader, line_chunks, stream_chunks
+from ._pipeline.reader import ErrorHandler, FactReader, ReadStats
+from .audit.records import SourceLocation, Stamp
+from .audit.serials import SerialGap
+from .errors import ConfigError, ConversionWarning, Damage, NotConverted
+from .mapping.facts import EventFacts
+from .mapping.mapper import Applied, Mapper, MapperStats
+from .mapping.users import UserDb
 from .options import Options
-from .parallel import (
-    CHUNK_BYTES,
-    CHUNK_LINES,
-    ParallelReader,
-    line_chunks,
-    stream_chunks,
-)
-from .reader import ErrorHandler, FactReader, LineCounts
-from .records import EventId
-from .sysmon import SysmonEvent
-from .users import UserDb
+from .sysmon.event import SysmonEvent
 
-# Why a successful exec SYSCALL record read did not become a ProcessCreate (`exec_rejected`).
-EXEC_DUPLICATE = "duplicate SYSCALL record in one audit event (converted once)"
-EXEC_NOT_SELECTED = "ProcessCreate (EventID 1) is not among the selected events"
-EXEC_NO_PID = "SYSCALL record without a usable pid"
-EXEC_INTERNAL = "internal error (bug) in the map stage"
-# Kinds of damage a converted event showed (`damaged`; details go to `on_warning`).
-DAMAGE_LATE = "records came after their event was closed"
-DAMAGE_EXECVE = "EXECVE records incomplete or inconsistent"
-DAMAGE_NO_EXECVE = "successful exec without EXECVE record"
-DAMAGE_DUPLICATE = "duplicate SYSCALL record in one audit event"
-DAMAGE_CUT = "SYSCALL record cut short"
-DAMAGE_ORPHAN = "EXECVE records without their SYSCALL record"
-DAMAGE_INTERNAL = "internal error (bug) in the map stage"
-DAMAGE_LOST = "audit events lost before the log was read (serial numbers skipped)"
+__all__ = ["ConversionStats", "Converter", "Opened", "WarningHandler", "convert"]
+
+WarningHandler = ErrorHandler
+_TICK = 0xFFF  # `feed_input` hands control back at least every 4096 lines
 
 
-@dataclass(slots=True)
-class ConversionStats(LineCounts):
-    """What a conversion read and wrote; the figures add up (see docs/cli.md `--stats`).
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """In a live source (`Converter.stream`): the lines after this come from `path`, numbered
+    from 1 (a followed log rotated, or was truncated)."""
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionStats:
+    """What a conversion read and wrote so far; the figures add up (docs/cli.md `--stats`).
 
     `lines` = `records` + `skipped` + `rejected`. No exec is lost silently: `exec_syscalls`
     counts the successful execve/execveat SYSCALL records read, and each became a
-    ProcessCreate or is counted under a reason in `exec_rejected`, so
+    ProcessCreate or is counted under a `NotConverted` reason in `exec_rejected`, so
     `exec_syscalls == process_create + sum(exec_rejected.values())` (tests/test_hostile.py
     checks it on every fixture log). `damaged` counts events that were converted although
-    their records show damage (cut, lost, late or duplicated records), by kind; each one
-    was also reported to the converter's `on_warning` with file and line. `lost_events`
-    counts audit events that never reached the log, by the serial numbers they skipped
-    (only with `Options.serial_gaps`); each gap is one warning.
+    their records show damage (cut, lost, late or duplicated records), by `Damage` kind; each
+    one was also reported to the converter's `on_warning` with file and line. `lost_events`
+    counts audit events that never reached the log, by the serial numbers they skipped (only
+    with `Options.serial_gaps`); each gap is one warning.
+
+    A snapshot (`Converter.stats`): each figure is counted by the one stage that sees it
+    (the reader counts lines, the mapper the events it made, the converter its accounting).
     """
 
+    lines: int = 0
+    records: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
     events: int = 0
     exec_syscalls: int = 0
     process_create: int = 0
     written: int = 0
-    exec_rejected: Counter[str] = field(default_factory=Counter)
-    damaged: Counter[str] = field(default_factory=Counter)
+    exec_rejected: Counter[NotConverted] = field(default_factory=Counter)
+    damaged: Counter[Damage] = field(default_factory=Counter)
+    lost_events: int = 0
+
+
+@dataclass(slots=True)
+class _Accounts:
+    """The converter's own counts: every audit event applied, every exec, every warning."""
+
+    events: int = 0
+    exec_syscalls: int = 0
+    written: int = 0
+    exec_rejected: Counter[NotConverted] = field(default_factory=Counter)
+    damaged: Counter[Damage] = field(default_factory=Counter)
     lost_events: int = 0
 
 
@@ -81,7 +97,7 @@ class MapStage(Protocol):
 
     stats: MapperStats
 
-    def apply(self, event: EventFacts) -> list[SysmonEvent]: ...
+    def apply(self, event: EventFacts) -> Applied: ...
 
     def flush(self) -> list[SysmonEvent]: ...
 
@@ -105,42 +121,48 @@ class Converter:
         options: Options | None = None,
         *,
         on_error: ErrorHandler | None = None,
-        on_warning: ErrorHandler | None = None,
+        on_warning: WarningHandler | None = None,
         path: str = "<input>",
         jobs: int = 1,
         **kwargs: Any,
     ) -> None:
         """`on_error` gets each rejected line (a `ParseError` naming file and line); the line
         is skipped. `on_warning` gets damage noticed in an event that was still converted
-        (a `ParseError` located at the event's first telling record); nothing is skipped.
-        `jobs` > 1 reads whole inputs (`feed_input`) with that many worker processes
+        (a `ConversionWarning` located at the event's first telling record); nothing is
+        skipped. `jobs` > 1 reads whole inputs (`feed_input`) with that many worker processes
         (0: one per CPU); the output is the same."""
         if options is not None and kwargs:
             raise TypeError("give either an Options object or keyword options, not both")
         self.options = options if options is not None else Options.from_kwargs(**kwargs)
-        self.stats = ConversionStats()
         self.jobs = _jobs(jobs)
+        self._accounts = _Accounts()
         self._on_warning = on_warning
         self._users = UserDb.from_options(self.options.passwd, self.options.local_users)
-        self._reader = FactReader(
-            self.options, self._users, on_error=on_error, path=path, counts=self.stats, on_gap=self._lost
-        )
+        self._reader: FactReader | ParallelReader
+        if self.jobs > 1:
+            self._reader = ParallelReader(self.options, self._users, self.jobs, on_error=on_error, on_gap=self._lost)
+            self._reader.start_file(path)
+        else:
+            self._reader = FactReader(self.options, self._users, on_error=on_error, path=path, on_gap=self._lost)
         self._mapper: MapStage = Mapper(self.options, self._users)
-        self._workers = (
-            ParallelReader(self.options, self._users, self.jobs, on_error=on_error, counts=self.stats) if self.jobs > 1 else None
-        )
+
+    @property
+    def stats(self) -> ConversionStats:
+        """The counts so far (a snapshot)."""
+        read: ReadStats = self._reader.stats
+        own = self._accounts
+        return ConversionStats(
+            read.lines, read.records, read.skipped, read.rejected, Counter(read.reasons),
+            own.events, own.exec_syscalls, self._mapper.stats.process_create, own.written,
+            Counter(own.exec_rejected), Counter(own.damaged), own.lost_events,
+        )  # fmt: skip
 
     def start_file(self, path: str) -> None:
         """Name the input that the next lines come from (line numbers restart at 1)."""
         self._reader.start_file(path)
 
     def feed(self, line: str | bytes, lineno: int | None = None) -> list[SysmonEvent]:
-        """Read one line; return the Sysmon events it completes (often none).
-
-        Lines are read in this process: a converter with `jobs` > 1 reads with `feed_input`.
-        """
-        if self._workers is not None:
-            raise ConfigError("a converter with jobs > 1 reads whole inputs: use feed_input()")
+        """Read one line; return the Sysmon events it completes (often none)."""
         facts = self._reader.feed(line, lineno)
         return self.apply(facts) if facts else []
 
@@ -149,42 +171,81 @@ class Converter:
     ) -> Iterator[list[SysmonEvent]]:
         """Read one whole input: a binary stream or any iterable of lines, named `path`.
 
-        Yields the Sysmon events as they become final, a list at a time; call `flush` after
-        the last input. With `jobs` > 1 worker processes read it in chunks of about
-        `chunk_size` bytes of a stream or lines of an iterable (parallel.py has the
+        Yields the Sysmon events as they become final, a list at a time; reading in this
+        process, also an empty list at least every 4096 lines (a caller's moment to show
+        progress or stop). Call `flush` after the last input. With `jobs` > 1 worker processes read it in chunks of
+        about `chunk_size` bytes of a stream or lines of an iterable (parallel.py has the
         defaults); the events are the same as one process gives, in the same order.
         """
-        workers = self._workers
-        if workers is None:
-            self.start_file(path)
-            for line in source:
-                events = self.feed(line)
-                if events:
+        reader = self._reader
+        if isinstance(reader, FactReader):
+            reader.start_file(path)
+            feed = self.feed
+            for count, line in enumerate(source, 1):
+                events = feed(line)
+                if events or not count & _TICK:
                     yield events
             return
         if isinstance(source, io.IOBase):
             chunks = stream_chunks(source, path, chunk_size or CHUNK_BYTES)
         else:
             chunks = line_chunks(source, path, chunk_size or CHUNK_LINES)
-        for facts in workers.read(chunks):
+        for facts in reader.read(chunks):
             events = self.apply(facts)
             if events:
                 yield events
 
+    def stream(
+        self,
+        source: Iterable[str | bytes | Opened | None],
+        path: str = "<stdin>",
+        *,
+        idle_close: float | None = None,
+    ) -> Iterator[list[SysmonEvent]]:
+        """Read a live source in this process, as its lines come: a followed log, a pipe.
+
+        The source yields lines, `Opened` when the lines that follow come from another file,
+        and None when it has nothing more for now. This yields the events as they become
+        final, and an empty list whenever the source has caught up: the caller's moment to
+        write out at once what it holds. With `idle_close` (seconds), a source that stays quiet
+        that long after its last line has the events still open in it closed, as `flush`
+        does, before that empty list; reading goes on.
+        """
+        self.start_file(path)
+        last_line: float | None = None  # when the last line not yet closed by idleness came
+        for item in source:
+            if item is None:
+                if idle_close is not None and last_line is not None and time.monotonic() - last_line >= idle_close:
+                    last_line = None
+                    closed = self.flush()
+                    if closed:
+                        yield closed
+                yield []
+            elif isinstance(item, Opened):
+                self.start_file(item.path)
+            else:
+                if idle_close is not None:
+                    last_line = time.monotonic()
+                events = self.feed(item)
+                if events:
+                    yield events
+
     def flush(self) -> list[SysmonEvent]:
         """End of input: close every open event and release every held one."""
-        facts = self._workers.finish() if self._workers is not None else self._reader.flush()
-        return self.apply(facts) + self._count(self._mapper.flush())
+        reader = self._reader
+        facts = reader.finish() if isinstance(reader, ParallelReader) else reader.flush()
+        return self.apply(facts) + self._written(self._mapper.flush())
 
     @property
     def input_lines(self) -> int:
         """Lines read from the current input so far (with `jobs` > 1: handed to the workers)."""
-        return self._workers.input_lines if self._workers is not None else self._reader.lineno
+        reader = self._reader
+        return reader.input_lines if isinstance(reader, ParallelReader) else reader.lineno
 
     def close(self) -> None:
         """Stop the worker processes of a `jobs` > 1 converter (`with Converter(…)` does it)."""
-        if self._workers is not None:
-            self._workers.close()
+        if isinstance(self._reader, ParallelReader):
+            self._reader.close()
 
     def __enter__(self) -> Self:
         return self
@@ -201,82 +262,93 @@ class Converter:
         out: list[SysmonEvent] = []
         for one in facts:
             out.extend(self._apply(one))
-        return self._count(out)
+        return self._written(out)
 
     def _apply(self, facts: EventFacts) -> list[SysmonEvent]:
-        """Map the facts of one audit event and account for every successful exec in it.
-
-        The map stage reads one SYSCALL per event; counting the exec records here, apart from
-        it, is what makes a lost exec visible (issue 7's "no event lost" identity).
-        """
-        stats = self.stats
-        stats.events += 1
-        execs = facts.execs
-        before = self._mapper.stats.process_create
+        """Map the facts of one audit event; a bug in one event must not end a conversion."""
+        self._accounts.events += 1
         try:
-            out = self._mapper.apply(facts)
-            failed = False
-        except Exception as exc:  # noqa: BLE001 - the contract: nothing in the input stops a conversion
-            # A bug, but one event must not end a long conversion: it is reported and skipped
-            # (the fuzz harness fails on this report, so it is not a place to hide bugs).
-            self._warn(DAMAGE_INTERNAL, facts.where, f"{DAMAGE_INTERNAL} on audit event {_event_id(facts)}: "
+            applied = self._mapper.apply(facts)
+        except Exception as exc:
+            # Reported and skipped (the fuzz harness fails on this report, so it is not a
+            # place to hide bugs).
+            self._warn(Damage.INTERNAL, facts.where, f"{Damage.INTERNAL} on audit event {_stamp_text(facts)}: "
                        f"{exc!r}; event skipped")
-            out, failed = [], True
+            self._account(facts, None, failed=True)
+            return []
+        self._account(facts, applied, failed=False)
+        return applied.events
+
+    def _account(self, facts: EventFacts, applied: Applied | None, *, failed: bool) -> None:
+        """Count every successful exec record of the event and report what its records show.
+
+        The map stage converts one SYSCALL per event; counting the exec records here, apart
+        from it, is what makes a lost exec visible ("no event lost": exec_syscalls =
+        process_create + exec_rejected).
+        """
         for where in facts.cut:
             # The kernel ends every SYSCALL record with key=; without it the line was cut (a
             # full disk, a truncated copy) and what follows the cut, maybe success=, is gone.
-            self._warn(DAMAGE_CUT, where, f"SYSCALL record of audit event {_event_id(facts)} ends before "
+            self._warn(Damage.CUT, where, f"SYSCALL record of audit event {_stamp_text(facts)} ends before "
                        "its last field key= (cut line?); converted from what is present")
         if facts.late:
-            self._warn(DAMAGE_LATE, facts.where, f"records of audit event {_event_id(facts)} came after "
+            self._warn(Damage.LATE, facts.where, f"records of audit event {_stamp_text(facts)} came after "
                        "the event was closed (beyond the correlation window, or a duplicated event); "
                        "converted as an event of their own")
+        execs = facts.execs
         if not execs:
             if facts.orphan and not facts.late:
-                self._warn(DAMAGE_ORPHAN, facts.where, f"EXECVE records of audit event {_event_id(facts)} "
+                self._warn(Damage.ORPHAN, facts.where, f"EXECVE records of audit event {_stamp_text(facts)} "
                            "without their SYSCALL record (lost, or beyond the correlation window): not converted")
-            return out
-        stats.exec_syscalls += len(execs)
-        missing = len(execs) - (self._mapper.stats.process_create - before)
+            return
+        accounts = self._accounts
+        accounts.exec_syscalls += len(execs)
+        missing = len(execs) - (1 if applied is not None and applied.process_created else 0)
         duplicates = min(len(execs) - 1, missing)
         if duplicates > 0:
-            stats.exec_rejected[EXEC_DUPLICATE] += duplicates
-            self._warn(DAMAGE_DUPLICATE, execs[1], f"audit event {_event_id(facts)} has {len(execs)} "
+            accounts.exec_rejected[NotConverted.DUPLICATE] += duplicates
+            self._warn(Damage.DUPLICATE, execs[1], f"audit event {_stamp_text(facts)} has {len(execs)} "
                        "SYSCALL records of one exec (duplicated lines?); converted once")
         if missing > duplicates:
-            reason = EXEC_INTERNAL if failed else EXEC_NOT_SELECTED if 1 not in self.options.events else EXEC_NO_PID
-            stats.exec_rejected[reason] += missing - duplicates
+            if failed:
+                reason = NotConverted.INTERNAL
+            elif applied is not None and applied.exec_missed is not None:
+                reason = applied.exec_missed
+            else:
+                reason = NotConverted.NO_PID
+            accounts.exec_rejected[reason] += missing - duplicates
         if facts.execve_damage is not None:
-            self._warn(DAMAGE_EXECVE, facts.execve_where, f"audit event {_event_id(facts)}: {facts.execve_damage}; "
+            self._warn(Damage.EXECVE, facts.execve_where, f"audit event {_stamp_text(facts)}: {facts.execve_damage}; "
                        "the command line holds the arguments present")
         elif not facts.has_execve:
-            self._warn(DAMAGE_NO_EXECVE, execs[0], f"audit event {_event_id(facts)}: successful exec without "
+            self._warn(Damage.NO_EXECVE, execs[0], f"audit event {_stamp_text(facts)}: successful exec without "
                        "EXECVE record (lost or outside the correlation window); command line from "
                        "PROCTITLE or comm")
-        return out
 
     def _lost(self, gap: SerialGap) -> None:
         """Audit events that never reached the log: counted, and one warning per gap."""
-        self.stats.lost_events += gap.missing
-        source = gap.where.source
+        self._accounts.lost_events += gap.missing
         node = f" of node {gap.node}" if gap.node is not None else ""
         self._warn(
-            DAMAGE_LOST,
-            (source.path, source.line) if source is not None else None,
+            Damage.LOST,
+            gap.where.source,
             f"{gap.missing} audit event(s){node} never reached the log: serial numbers "
             f"{gap.first & 0xFFFFFFFF}-{gap.last & 0xFFFFFFFF} skipped before this record (lost by the "
             "kernel or by auditd's queue, or a rotated log removed before it was read)",
         )
 
-    def _warn(self, kind: str, where: Where, reason: str) -> None:
-        self.stats.damaged[kind] += 1
+    def _warn(self, kind: Damage, where: SourceLocation | None, reason: str) -> None:
+        self._accounts.damaged[kind] += 1
         if self._on_warning is not None:
-            self._on_warning(ParseError(reason, path=where[0] if where else self._reader.path,
-                                        line=where[1] if where else None))
+            path = where.path if where is not None else self._reader_path()
+            self._on_warning(ConversionWarning(kind, reason, path=path, line=where.line if where else None))
 
-    def _count(self, out: list[SysmonEvent]) -> list[SysmonEvent]:
-        self.stats.written += len(out)
-        self.stats.process_create = self._mapper.stats.process_create
+    def _reader_path(self) -> str:
+        reader = self._reader
+        return reader.path if isinstance(reader, FactReader) else "<input>"
+
+    def _written(self, out: list[SysmonEvent]) -> list[SysmonEvent]:
+        self._accounts.written += len(out)
         return out
 
 
@@ -309,9 +381,9 @@ def convert(
         yield from conv.flush()
 
 
-def _event_id(facts: EventFacts) -> str:
+def _stamp_text(facts: EventFacts) -> str:
     """The audit event's stamp as the log writes it, for warnings (`1635279071.159:1385`)."""
-    return str(EventId(facts.msec, facts.serial))
+    return str(Stamp(facts.msec, facts.serial))
 
 
 def _jobs(jobs: int) -> int:

@@ -26,11 +26,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
+from .convert import Opened
+
 __all__ = [
     "POLL_INTERVAL",
     "FileIdentity",
     "LineSplitter",
-    "Opened",
     "Source",
     "expand_directory",
     "follow_fd",
@@ -186,9 +187,9 @@ def follow_file(
 
     Yields None each time it has caught up (nothing more to read right now): the caller's
     moment to flush output; and `Opened` before the first line of each file it opens, so
-    that line numbers in reports restart with the file. Survives rotation, truncation (the file got shorter than what was
-    read: read again from the start) and a missing file (wait for it). Ends when `stop` is
-    set. A truncation that the file outgrows between two looks is not seen, as with tail.
+    that line numbers in reports restart with the file. Survives rotation, truncation (the
+    file got shorter than what was read: read again from the start) and a missing file (wait
+    for it). Ends when `stop` is set. A truncation that the file outgrows between two looks is not seen, as with tail.
     Other errors (permissions) raise OSError.
 
     Rotation never skips a file. When the name points to a new file, the old one is read to
@@ -241,14 +242,6 @@ def follow_file(
     finally:
         if handle is not None:
             handle.close()
-
-
-@dataclass(frozen=True, slots=True)
-class Opened:
-    """`follow_file` starts reading a file (the live one, a rotated sibling, or the same
-    file again from its start after a truncation)."""
-
-    path: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,11 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Literal
 
-from .correlate import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_OPEN
+from .audit.correlate import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_OPEN
 from .errors import ConfigError
-from .guid import machine_id_from_hex
+from .sysmon.guid import machine_id_from_hex
+
+__all__ = ["SUPPORTED_EVENTS", "InputFormat", "Options", "TimeCreated"]
 
 InputFormat = Literal["auto", "raw", "interpreted"]
 TimeCreated = Literal["event", "now"]

@@ -235,7 +235,7 @@ class PrivateAuditd:
         for step in steps:
             try:
                 step()
-            except Exception as error:  # noqa: BLE001 - report all after trying all
+            except Exception as error:
                 errors.append(error)
         if errors and exc[0] is None:
             raise RuntimeError(f"cleaning up auditd failed: {errors}")

@@ -45,7 +45,7 @@ def convert() -> Callable:
     try:
         from audit2sysmon import convert as api
     except ImportError as error:
-        pytest.fail(f"audit2sysmon.convert does not exist yet (issue 3): {error}", pytrace=False)
+        pytest.fail(f"audit2sysmon.convert cannot be imported: {error}", pytrace=False)
     return api
 
 

@@ -11,7 +11,6 @@ of the workload is one ``/bin/true <tag>`` ProcessCreate that must appear exactl
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

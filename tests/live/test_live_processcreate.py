@@ -72,7 +72,7 @@ def parent_run(runs: list[dict], child: dict) -> dict | None:
 
 
 def guid_parts(guid: str) -> tuple[int, int, int]:
-    """(machine, seconds, key) of a Sysmon GUID (reference §4)."""
+    """(machine, seconds, key) of a Sysmon GUID."""
     return struct.unpack("<IIQ", uuid.UUID(guid).bytes_le)
 
 

@@ -1,0 +1,497 @@
+"""Audit events → Sysmon for Linux events, with the process table behind the process fields.
+
+The facts of each audit event are read once: its SYSCALL record teaches the process table (track.py) and,
+by the syscall it names, may become one Sysmon event whose fields follow Sysmon's own
+semantics (docs/mapping.md has the table of sources and deliberate differences):
+
+| syscall (successful)                      | Sysmon event                          |
+|-------------------------------------------|---------------------------------------|
+| execve, execveat                          | 1 ProcessCreate                       |
+| connect (also EINPROGRESS), accept(4)     | 3 NetworkConnect, inet/inet6 only     |
+| exit_group; an ANOM_ABEND record          | 5 ProcessTerminate                    |
+| open, openat, openat2 of a block device   | 9 RawAccessRead, unless write-only    |
+| open, openat, openat2, creat: PATH CREATE | 11 FileCreate                         |
+| unlink, unlinkat: PATH DELETE, not a dir  | 23 FileDelete                         |
+
+socket() and bind() are read for the protocol and local address of later connects/accepts.
+Every event kind goes through the same outbox, so output order is log order.
+
+Parents: a child names its parent by pid. When the parent's identity is already known the
+event is final at once. When it is not, and holding is allowed (batch conversion), the
+event waits in the outbox until a later record of that pid shows who it is, or until the
+window of newer events passes; the outbox releases events strictly in order, so output
+order stays the log's order. EventRecordIDs are assigned at release.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from ..errors import ConversionError, NotConverted
+from ..options import Options
+from ..sysmon.event import SysmonEvent, format_utc_time, make_event
+from ..sysmon.guid import ZERO_GUID, logon_guid, sysmon_guid
+from . import sockaddr
+from .calls import EINPROGRESS
+from .facts import Actor, EventFacts, Exec, Login, NewSocket, Opened, SocketUse, Syscall
+from .guids import event_key, machine_id_from_node
+from .paths import PathItem, PathResolver
+from .sockaddr import SocketAddress, SocketInfo, SocketTable
+from .syscalls import SYSCALLS, CallKind
+from .track import Process, ProcessTable
+from .users import UNSET_ID, UserDb
+
+__all__ = ["UNKNOWN_PROCESS", "Applied", "Mapper", "MapperStats"]
+
+UNKNOWN_PROCESS = "<unknown process>"
+
+
+@dataclass(slots=True)
+class _Queued:
+    """An event in the outbox; a ProcessCreate may still wait for its parent's identity."""
+
+    event_id: int
+    values: dict[str, str]
+    node: str | None
+    computer: str
+    msec: int
+    ppid: int
+    waiting: bool
+    seq: int
+
+
+@dataclass(slots=True)
+class MapperStats:
+    """Counts for `--stats`: what the map stage made of the events it saw."""
+
+    process_create: int = 0
+    parents_unknown: int = 0
+    held: int = 0
+
+
+class Applied(NamedTuple):
+    """What applying one event's facts gave: the Sysmon events now final (of this event or of
+    earlier ones the outbox held), whether its successful exec became a ProcessCreate, and
+    if not, why not."""
+
+    events: list[SysmonEvent]
+    process_created: bool = False
+    exec_missed: NotConverted | None = None
+
+
+class Mapper:
+    """Turns audit events into Sysmon events; owns the process table and session times.
+
+    It reads an event only through its `EventFacts` (facts.py), which a worker process may
+    have extracted (`--jobs`).
+    """
+
+    def __init__(self, options: Options, users: UserDb, table: ProcessTable | None = None) -> None:
+        self.options = options
+        self.users = users
+        self.table = table if table is not None else ProcessTable()
+        self.stats = MapperStats()
+        self._outbox: deque[_Queued] = deque()
+        # Children held for a parent, per (node, ppid), in outbox order: expiry pops the head.
+        self._waiting: dict[tuple[str | None, int], deque[_Queued]] = {}
+        self._logins: dict[tuple[str | None, int], int] = {}
+        self._sockets = SocketTable()
+        self._paths = PathResolver()
+        self._machine_ids: dict[str, int] = {}
+        self._record_id = options.first_record_id
+        self._seq = 0
+        self._hostname = options.hostname_or_default()
+
+    # -- input ---------------------------------------------------------------------------
+
+    def apply(self, event: EventFacts) -> Applied:
+        """Learn from the facts of one audit event; return the Sysmon events now final.
+
+        Facts whose extraction failed (a bug) raise `ConversionError`: there is nothing to learn.
+        """
+        if event.failure is not None:
+            raise ConversionError(event.failure)
+        self._seq += 1
+        for extra in event.extras:
+            if isinstance(extra, Login):
+                self._learn_login(event, extra.ses)
+            else:
+                self._terminate(event, extra.actor, self._observe(event, extra.actor))
+        missed: NotConverted | None = None
+        created = False
+        call = event.syscall
+        if call is not None:
+            detail = call.detail
+            if isinstance(detail, Exec):
+                missed = self._process_create(event, call.actor, detail)
+                created = missed is None
+            else:
+                self._learn_syscall(event, call)
+        return Applied(self._release(event.msec, force=False), created, missed)
+
+    def flush(self) -> list[SysmonEvent]:
+        """End of input: everything held is final now, unknown parents stay unknown."""
+        return self._release(0, force=True)
+
+    # -- learning ------------------------------------------------------------------------
+
+    def _learn_login(self, event: EventFacts, ses: int) -> None:
+        if ses != UNSET_ID:
+            self._logins[(event.node, ses)] = event.msec // 1000
+            if len(self._logins) > 65536:
+                self._logins.pop(next(iter(self._logins)))
+
+    def _learn_syscall(self, event: EventFacts, call: Syscall) -> None:
+        """Any syscall but a successful exec: the process doing it, what it names, and the
+        handler of its kind (syscalls.py)."""
+        proc = self._observe(event, call.actor)
+        files = call.files
+        if files is not None:
+            self._paths.learn(event.node, files.cwd, files.items, files.learn_relative)
+        handler = _HANDLER_OF_CALL.get(call.name or "")
+        if handler is not None:
+            handler(self, event, call, proc)
+
+    def _fork(self, event: EventFacts, call: Syscall, parent: Process) -> None:
+        node = event.node
+        child = call.exit_code
+        if call.success and child and child > 0 and not self._known_since(node, child, event):
+            self.table.put(
+                node,
+                Process(
+                    child,
+                    self._guid(event, child),
+                    parent.image,
+                    parent.command_line,
+                    parent.uid,
+                    event.msec,
+                    "fork",
+                ),
+            )
+
+    def _known_since(self, node: str | None, pid: int, event: EventFacts) -> bool:
+        """True when `pid` already has an identity from this event's time on.
+
+        A vfork parent's syscall record is written when the parent resumes, i.e. after the
+        child's exec record, but carries the earlier entry time: the child's exec identity
+        must not be overwritten by the fork that preceded it.
+        """
+        known = self.table.get(node, pid)
+        return known is not None and known.start_msec >= event.msec
+
+    def _observe(self, event: EventFacts, actor: Actor) -> Process:
+        """A process seen doing something: keep its identity, or learn a new one."""
+        node, pid, image = event.node, actor.pid, actor.image
+        known = self.table.get(node, pid)
+        if known is None or (image is not None and known.image != image):
+            known = self.table.put(
+                node,
+                Process(
+                    pid,
+                    self._guid(event, pid),
+                    image,
+                    event.title or actor.comm,
+                    actor.uid,
+                    event.msec,
+                    "observed",
+                ),
+            )
+        elif event.title:
+            self.table.learn_command_line(node, pid, event.title)
+        self._resolve_waiting(node, pid, known)
+        return known
+
+    # -- ProcessCreate -------------------------------------------------------------------
+
+    def _process_create(self, event: EventFacts, actor: Actor, execed: Exec) -> NotConverted | None:
+        """A successful exec: the new identity, and its ProcessCreate unless not selected."""
+        node, msec, pid, uid, ppid, ses = event.node, event.msec, actor.pid, actor.uid, execed.ppid, execed.ses
+        computer = node or self._hostname
+        machine = self._machine_id(computer)
+        guid = sysmon_guid(machine, msec // 1000, event_key(node, msec, event.serial, pid))
+        values = {
+            "RuleName": "-",
+            "UtcTime": format_utc_time(msec),
+            "ProcessGuid": guid,
+            "ProcessId": str(pid),
+            "Image": actor.image or "-",
+            "CommandLine": execed.command_line,
+            "CurrentDirectory": execed.cwd or "-",
+            "User": actor.user,
+            "LogonGuid": logon_guid(
+                machine,
+                self._logins.get((node, ses), 0) if ses is not None else 0,
+                uid if uid is not None else 0,
+                execed.tty_index,
+            ),
+            "LogonId": str(uid & 0xFFFF) if uid is not None else "-",
+            "TerminalSessionId": str(ses if ses is not None else UNSET_ID),
+            "IntegrityLevel": "no level",
+            "Hashes": "-",
+            "ParentProcessId": str(ppid) if ppid is not None else "-",
+        }
+        self.table.put(node, Process(pid, guid, actor.image, execed.command_line, uid, msec, "exec"))
+        if 1 not in self.options.events:
+            return NotConverted.NOT_SELECTED
+        self.stats.process_create += 1
+        pending = _Queued(1, values, node, computer, msec, ppid if ppid is not None else -1, False, self._seq)
+        parent = self.table.get(node, ppid) if ppid is not None else None
+        if parent is not None or ppid is None or not self.options.hold_for_parent:
+            self._set_parent(pending, parent)
+        else:
+            pending.waiting = True
+            self.stats.held += 1
+            self._waiting.setdefault((node, ppid), deque()).append(pending)
+        self._outbox.append(pending)
+        return None
+
+    def _set_parent(self, pending: _Queued, parent: Process | None) -> None:
+        values = pending.values
+        if parent is None:
+            self.stats.parents_unknown += 1
+            values.update(
+                ParentProcessGuid=ZERO_GUID, ParentImage="-", ParentCommandLine="-", ParentUser="-"
+            )
+        else:
+            values.update(
+                ParentProcessGuid=parent.guid,
+                ParentImage=parent.image or "-",
+                ParentCommandLine=parent.command_line or "-",
+                ParentUser=self.users.name(parent.uid) if parent.uid is not None else "-",
+            )
+        pending.waiting = False
+
+    def _resolve_waiting(self, node: str | None, pid: int, parent: Process | None) -> None:
+        waiting = self._waiting.pop((node, pid), None)
+        for pending in waiting or ():
+            if pending.waiting:
+                self._set_parent(pending, parent)
+
+    # -- ProcessTerminate ----------------------------------------------------------------
+
+    def _exit_group(self, event: EventFacts, call: Syscall, proc: Process) -> None:
+        self._terminate(event, call.actor, proc)
+
+    def _terminate(self, event: EventFacts, actor: Actor, proc: Process) -> None:
+        """ProcessTerminate of the identity that ended; later records of the pid start anew.
+
+        Also what an ANOM_ABEND record means: a process killed by a core-dumping signal
+        makes no exit_group.
+        """
+        self._queue(5, event, {**self._process_fields(event, proc), "User": actor.user})
+        self.table.exited(event.node, proc.pid)
+
+    # -- NetworkConnect ------------------------------------------------------------------
+
+    def _socket(self, event: EventFacts, call: Syscall, proc: Process) -> None:
+        """socket(): remember whether the new fd is TCP or UDP (other kinds are not written)."""
+        fd, created = call.exit_code, call.detail
+        if call.success and fd is not None and fd >= 0 and isinstance(created, NewSocket) and created.inet:
+            self._sockets.put(event.node, proc.pid, fd, SocketInfo(created.protocol))
+
+    def _bind(self, event: EventFacts, call: Syscall, proc: Process) -> None:
+        """bind(): the local address of later accepts on (and connects from) this fd."""
+        use = call.detail
+        if not isinstance(use, SocketUse):
+            return
+        fd, local = use
+        if call.success and fd is not None and local is not None:
+            known = self._sockets.get(event.node, proc.pid, fd)
+            self._sockets.put(event.node, proc.pid, fd, SocketInfo(known.protocol, local))
+
+    def _connect(self, event: EventFacts, call: Syscall, proc: Process) -> None:
+        if call.success or call.exit_code == -EINPROGRESS:
+            self._network(event, call, proc, initiated=True)
+
+    def _accept(self, event: EventFacts, call: Syscall, proc: Process) -> None:
+        if call.success:
+            self._network(event, call, proc, initiated=False)
+
+    def _network(self, event: EventFacts, call: Syscall, proc: Process, *, initiated: bool) -> None:
+        """connect: SOCKADDR is the destination; accept: it is the peer, i.e. the source.
+
+        The other end is this host's own address, which audit does not log: the bound
+        address when an audited bind() showed it, else the unspecified address, port 0.
+        """
+        use = call.detail
+        if not isinstance(use, SocketUse) or use.address is None:
+            return
+        remote, node, fd = use.address, event.node, use.fd
+        info = self._sockets.get(node, proc.pid, fd) if fd is not None else SocketInfo()
+        if info.protocol == "other":
+            return
+        if not initiated and (accepted := call.exit_code) is not None and accepted >= 0:
+            self._sockets.put(node, proc.pid, accepted, info)
+        local = info.local if info.local is not None and info.local.is_ipv6 == remote.is_ipv6 else None
+        local = local or sockaddr.unspecified(remote.is_ipv6)
+        source, destination = (local, remote) if initiated else (remote, local)
+        self._queue(
+            3,
+            event,
+            {
+                **self._process_fields(event, proc),
+                "User": call.actor.user,
+                "Protocol": info.protocol or "tcp",
+                "Initiated": "true" if initiated else "false",
+                **_endpoint("Source", source),
+                **_endpoint("Destination", destination),
+            },
+        )
+
+    # -- FileCreate, RawAccessRead, FileDelete -------------------------------------------
+
+    def _open(self, event: EventFacts, call: Syscall, proc: Process) -> None:
+        """A created file is a FileCreate; an existing block device opened to read, a RawAccessRead."""
+        files, opened_as = call.files, call.detail
+        if not call.success or files is None:
+            return
+        items = files.items
+        created = next((i for i in items if i.nametype == "CREATE"), None)
+        if created is not None:
+            self._file_event(11, "TargetFilename", event, call, proc, created, normalise=True)
+            return
+        opened = next((i for i in reversed(items) if i.nametype != "PARENT"), None)
+        reading = isinstance(opened_as, Opened) and opened_as.for_reading
+        if opened is not None and opened.file_type == "block" and reading:
+            self._file_event(9, "Device", event, call, proc, opened, normalise=True)
+
+    def _unlink(self, event: EventFacts, call: Syscall, proc: Process) -> None:
+        """unlink/unlinkat of anything but a directory (Sysmon logs no rmdir)."""
+        if not call.success or call.files is None:
+            return
+        deleted = next((i for i in call.files.items if i.nametype == "DELETE"), None)
+        if deleted is not None and not deleted.is_dir:
+            self._file_event(23, "TargetFilename", event, call, proc, deleted, normalise=False)
+
+    def _file_event(
+        self,
+        event_id: int,
+        field: str,
+        event: EventFacts,
+        call: Syscall,
+        proc: Process,
+        item: PathItem,
+        *,
+        normalise: bool,
+    ) -> None:
+        files = call.files
+        if event_id not in self.options.events or files is None:
+            return
+        path = self._paths.resolve(
+            event.node, files.cwd, files.items, item, files.resolve_relative, normalise=normalise
+        )
+        values = {
+            **self._process_fields(event, proc),
+            field: path or "-",
+            # Sysmon ≥ 1.1 leaves the user out for root on these events.
+            "User": "-" if call.actor.uid == 0 else call.actor.user,
+        }
+        if event_id == 11:
+            values["CreationUtcTime"] = values["UtcTime"]
+        elif event_id == 23:
+            values.update(Hashes="-", IsExecutable="-", Archived="-")
+        self._queue(event_id, event, values)
+
+    # -- shared --------------------------------------------------------------------------
+
+    def _process_fields(self, event: EventFacts, proc: Process) -> dict[str, str]:
+        """RuleName, UtcTime and the acting process, as every non-create event starts."""
+        return {
+            "RuleName": "-",
+            "UtcTime": format_utc_time(event.msec),
+            "ProcessGuid": proc.guid,
+            "ProcessId": str(proc.pid),
+            "Image": proc.image or UNKNOWN_PROCESS,
+        }
+
+    def _queue(self, event_id: int, event: EventFacts, values: dict[str, str]) -> None:
+        """Put a final event in the outbox, behind everything that came before it."""
+        if event_id in self.options.events:
+            node = event.node
+            self._outbox.append(
+                _Queued(event_id, values, node, node or self._hostname, event.msec, -1, False, self._seq)
+            )
+
+    # -- output --------------------------------------------------------------------------
+
+    def _release(self, now_msec: int, *, force: bool) -> list[SysmonEvent]:
+        """Emit, in order, every outbox entry that is final or whose wait has expired."""
+        out: list[SysmonEvent] = []
+        outbox = self._outbox
+        window = self.options.max_open_events
+        age = self.options.max_event_age_ms
+        while outbox:
+            head = outbox[0]
+            if head.waiting:
+                expired = force or self._seq - head.seq > window or now_msec - head.msec > age
+                if not expired:
+                    break
+                self._set_parent(head, None)
+                # The outbox head is the oldest child waiting for this parent: its list's head.
+                siblings = self._waiting[(head.node, head.ppid)]
+                siblings.popleft()
+                if not siblings:
+                    del self._waiting[(head.node, head.ppid)]
+            outbox.popleft()
+            out.append(self._emit(head.event_id, head.values, head.computer, head.msec))
+        return out
+
+    def _emit(self, event_id: int, values: dict[str, str], computer: str, msec: int) -> SysmonEvent:
+        record_id = self._record_id
+        self._record_id += 1
+        return make_event(
+            event_id,
+            values,
+            computer=computer,
+            record_id=record_id,
+            time_created=self.options.time_created_for(msec),
+            execution_pid=self.options.execution_pid,
+        )
+
+    # -- field helpers -------------------------------------------------------------------
+
+    def _guid(self, event: EventFacts, pid: int) -> str:
+        node, msec = event.node, event.msec
+        return sysmon_guid(
+            self._machine_id(node or self._hostname), msec // 1000, event_key(node, msec, event.serial, pid)
+        )
+
+    def _machine_id(self, computer: str) -> int:
+        if self.options.machine_id is not None:
+            return self.options.machine_id
+        mid = self._machine_ids.get(computer)
+        if mid is None:
+            if len(self._machine_ids) >= 4096:  # a cache: node names are unbounded input
+                self._machine_ids.clear()
+            mid = self._machine_ids[computer] = machine_id_from_node(computer)
+        return mid
+
+
+def _endpoint(side: str, address: SocketAddress) -> dict[str, str]:
+    return {
+        f"{side}IsIpv6": "true" if address.is_ipv6 else "false",
+        f"{side}Ip": address.ip,
+        f"{side}Hostname": "-",
+        f"{side}Port": str(address.port),
+        f"{side}PortName": "-",
+    }
+
+
+_Handler = Callable[[Mapper, EventFacts, Syscall, Process], None]
+# What each kind of call (syscalls.py) does once it is not a successful exec, as data.
+_HANDLERS: dict[CallKind, _Handler] = {
+    CallKind.FORK: Mapper._fork,
+    CallKind.EXIT: Mapper._exit_group,
+    CallKind.SOCKET: Mapper._socket,
+    CallKind.BIND: Mapper._bind,
+    CallKind.CONNECT: Mapper._connect,
+    CallKind.ACCEPT: Mapper._accept,
+    CallKind.OPEN: Mapper._open,
+    CallKind.UNLINK: Mapper._unlink,
+}
+_HANDLER_OF_CALL: dict[str, _Handler] = {
+    name: _HANDLERS[spec.kind] for name, spec in SYSCALLS.items() if spec.kind in _HANDLERS
+}
