@@ -79,7 +79,7 @@ def stages(log: Path) -> list[tuple[str, float]]:
             for n, line in enumerate(f, 1):
                 record = parser.parse(line, n)
                 if record is not None:
-                    correlator.add(record)
+                    correlator.feed(record)
         correlator.flush()
 
     def extract() -> None:

@@ -37,7 +37,7 @@ def run(records, **window) -> tuple[list[AuditEvent], Correlator]:
     limit = window.get("max_open", DEFAULT_MAX_OPEN)
     events: list[AuditEvent] = []
     for record in records:
-        events.extend(correlator.add(record))
+        events.extend(correlator.feed(record))
         assert correlator.open_events <= limit
     events.extend(correlator.flush())
     return events, correlator
@@ -218,7 +218,7 @@ def exec_event(msec: int, serial: int, node: str | None = None) -> list[Record]:
 def test_proctitle_after_syscall_closes_the_event():
     records = exec_event(1000, 7)
     correlator = Correlator()
-    outputs = [correlator.add(r) for r in records]
+    outputs = [correlator.feed(r) for r in records]
     assert outputs[:-1] == [[], [], [], []]
     [event] = outputs[-1]
     assert event.records == tuple(records)
@@ -232,7 +232,7 @@ def test_proctitle_before_syscall_waits_for_the_window():
     # `ausearch -i` prints an event's records in reverse: PROCTITLE first, SYSCALL last.
     records = exec_event(1000, 7)[::-1]
     correlator = Correlator()
-    assert all(correlator.add(r) == [] for r in records)
+    assert all(correlator.feed(r) == [] for r in records)
     [event] = correlator.flush()
     assert event.records == tuple(records)
     assert correlator.stats.closed_at_end == 1
@@ -261,18 +261,18 @@ def test_user_record_is_its_own_event_even_inside_an_open_event():
     syscall = rec(SYSCALL, 10, 1)
     user = rec(1112, 10, 1, op="login")
     correlator = Correlator()
-    assert correlator.add(syscall) == []
+    assert correlator.feed(syscall) == []
     # Closed at once, but released in log order: after the open event that came first.
-    assert correlator.add(user) == []
+    assert correlator.feed(user) == []
     assert [(syscall,), (user,)] == [e.records for e in correlator.flush()]
 
 
 def test_eoe_closes_and_is_not_kept():
     syscall, cwd = rec(SYSCALL, 10, 1), rec(CWD, 10, 1)
     correlator = Correlator()
-    correlator.add(syscall)
-    correlator.add(cwd)
-    [event] = correlator.add(rec(EOE, 10, 1))
+    correlator.feed(syscall)
+    correlator.feed(cwd)
+    [event] = correlator.feed(rec(EOE, 10, 1))
     assert event.records == (syscall, cwd)
     assert correlator.stats.closed_by_eoe == 1
 
@@ -312,9 +312,9 @@ def test_record_after_its_event_closed_makes_a_second_event():
 def test_size_window_evicts_the_oldest_arrival():
     correlator = Correlator(max_open=2)
     first, second, third = rec(SYSCALL, 300, 1), rec(SYSCALL, 100, 2), rec(SYSCALL, 200, 3)
-    assert correlator.add(first) == correlator.add(second) == []
+    assert correlator.feed(first) == correlator.feed(second) == []
     # first is closed (evicted) but waits for the older open `second`: output is in log order.
-    assert correlator.add(third) == []
+    assert correlator.feed(third) == []
     assert correlator.stats.closed_by_window == 1
     assert correlator.open_events == 2
     assert [e.records for e in correlator.flush()] == [(second,), (third,), (first,)]
@@ -323,10 +323,10 @@ def test_size_window_evicts_the_oldest_arrival():
 def test_age_window_uses_log_time_of_the_same_node():
     correlator = Correlator(max_age_ms=1000)
     old = rec(SYSCALL, 0, 1)
-    correlator.add(old)
-    assert correlator.add(rec(SYSCALL, 1000, 2)) == []
-    assert correlator.add(rec(SYSCALL, 50_000, 3, node="other")) == []
-    [evicted] = correlator.add(rec(SYSCALL, 1001, 4))
+    correlator.feed(old)
+    assert correlator.feed(rec(SYSCALL, 1000, 2)) == []
+    assert correlator.feed(rec(SYSCALL, 50_000, 3, node="other")) == []
+    [evicted] = correlator.feed(rec(SYSCALL, 1001, 4))
     assert evicted.records == (old,)
     assert correlator.stats.closed_by_window == 1
 
@@ -351,11 +351,11 @@ def test_clock_jumping_back_closes_the_old_events_and_groups_the_new_ones():
     before = rec(SYSCALL, 10**7, 1)
     after = [rec(SYSCALL, 0, 2), rec(CWD, 0, 2), rec(PATH, 0, 2)]
     correlator = Correlator(max_age_ms=1000)
-    correlator.add(before)
+    correlator.feed(before)
     # `before` is closed by the jump; it is released after the (earlier-stamped) new event.
-    assert correlator.add(after[0]) == []
+    assert correlator.feed(after[0]) == []
     assert correlator.stats.closed_by_window == 1
-    assert correlator.add(after[1]) == correlator.add(after[2]) == []
+    assert correlator.feed(after[1]) == correlator.feed(after[2]) == []
     assert [tuple(after), (before,)] == [e.records for e in correlator.flush()]
 
 
@@ -377,16 +377,16 @@ def test_event_reaching_max_records_is_closed():
 
 def test_events_emitted_together_come_oldest_first():
     correlator = Correlator(max_age_ms=1000)
-    correlator.add(rec(SYSCALL, 10_000, 1))
+    correlator.feed(rec(SYSCALL, 10_000, 1))
     # The clock jumps back: the user record evicts event 1 and is itself complete at once.
-    batch = correlator.add(rec(1112, 0, 2))
+    batch = correlator.feed(rec(1112, 0, 2))
     assert [e.stamp.serial for e in batch] == [2, 1]
 
 
 def test_flush_orders_by_time_then_arrival_not_by_serial():
     correlator = Correlator()
     for msec, serial in ((200, 4), (100, 2**32 - 1), (100, 0), (50, 9)):
-        correlator.add(rec(SYSCALL, msec, serial))
+        correlator.feed(rec(SYSCALL, msec, serial))
     assert [e.stamp.serial for e in correlator.flush()] == [9, 2**32 - 1, 0, 4]
 
 
@@ -443,11 +443,11 @@ def test_waiting_closed_events_are_bounded_by_the_window():
     """An old event that never closes cannot make newer closed events pile up forever."""
     correlator = Correlator(max_open=4, max_age_ms=10**9)
     stuck = rec(SYSCALL, 1, 1)
-    correlator.add(stuck)
+    correlator.feed(stuck)
     out = []
     for serial in range(2, 40):
-        out += correlator.add(rec(SYSCALL, 2, serial))
-        out += correlator.add(rec(PROCTITLE, 2, serial))
+        out += correlator.feed(rec(SYSCALL, 2, serial))
+        out += correlator.feed(rec(PROCTITLE, 2, serial))
     assert out and out[0].records == (stuck,)
     assert len(correlator._ready) <= 4
     assert [e.stamp.serial for e in out] == sorted(e.stamp.serial for e in out)
@@ -459,7 +459,7 @@ def test_waiting_closed_events_are_bounded_by_the_window():
 def gaps_of(records, window: int = 64) -> tuple[set[int], list]:
     """(every serial reported missing, the gaps) of a stream, the rest reported at the end."""
     finder = SerialGaps(window=window)
-    gaps = [gap for record in records for gap in finder.add(record)] + finder.flush()
+    gaps = [gap for record in records for gap in finder.feed(record)] + finder.flush()
     missing = set()
     for gap in gaps:
         missing |= set(range(gap.first, gap.last + 1)) - gap.seen
@@ -498,7 +498,7 @@ def test_serial_gaps_ignore_auditd_s_own_numbers_and_start_anew_after_a_reboot()
 
 def test_serial_gaps_close_once_the_window_has_passed():
     finder = SerialGaps(window=4)
-    found = [finder.add(rec(SYSCALL, 1000 + n, n, "vm")) for n in (1, 2, 4, 5, 6, 7, 8, 9)]
+    found = [finder.feed(rec(SYSCALL, 1000 + n, n, "vm")) for n in (1, 2, 4, 5, 6, 7, 8, 9)]
     # 3 could still come while the newest serial is at most 4 past it: 7 is, 8 is not.
     assert [[], [], [], [], [], [], [3], []] == [[g.first for g in gaps] for gaps in found]
     assert [] == finder.flush()

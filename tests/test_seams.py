@@ -29,7 +29,7 @@ USER = 1112  # a user-space type: stands alone
 
 
 def feed(correlator: Correlator, records: list[Record]) -> list[AuditEvent]:
-    return [e for record in records for e in correlator.add(record)]
+    return [e for record in records for e in correlator.feed(record)]
 
 
 def shape(events: list[AuditEvent]) -> list[tuple]:
@@ -125,7 +125,7 @@ def test_chunks_checked_at_their_seams_give_the_events_of_one_correlator(
     true_events: list[AuditEvent] = []
     true_states: dict[int, SeamState] = {}
     for n, record in enumerate(records, 1):
-        true_events += truth.add(record)
+        true_events += truth.feed(record)
         if n in cuts and truth.quiet():
             true_states[n] = state_of(truth, max_open)
     true_events += truth.flush()

@@ -116,8 +116,8 @@ class FactReader:
             return []
         counts.records += 1
         if self._gaps is not None:
-            self._report_gaps(self._gaps.add(record))
-        events = self.correlator.add(record)
+            self._report_gaps(self._gaps.feed(record))
+        events = self.correlator.feed(record)
         if not events:  # most records complete no event
             return []
         users = self._users

@@ -147,7 +147,7 @@ class Correlator:
         self._open_order: list[tuple[tuple[int, int, int], Key]] = []
         self.stats = CorrelatorStats()
 
-    def add(self, record: Record) -> list[AuditEvent]:
+    def feed(self, record: Record) -> list[AuditEvent]:
         """Take one record; return the events it completes or pushes out, oldest first."""
         stats = self.stats
         stats.records += 1

@@ -83,7 +83,7 @@ class SerialGaps:
         self._newest: dict[str | None, int] = {}  # unwrapped serial
         self._open: list[SerialGap] = []
 
-    def add(self, record: Record) -> list[SerialGap]:
+    def feed(self, record: Record) -> list[SerialGap]:
         """Take one record; return the gaps that are now known to stay open, oldest first."""
         if auditd_own(record.type_num):
             return []
