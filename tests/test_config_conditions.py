@@ -10,12 +10,17 @@ measures them), not from the engine's code.
 
 from __future__ import annotations
 
+import re
 import struct
+from pathlib import Path
 from xml.sax.saxutils import escape
 
 from config_setup import config, fields
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from audit2sysmon.sysmon import SCHEMAS
+from audit2sysmon.sysmon_config import CONDITION_NAMES
 
 # Letters whose case Sysmon does not fold but Unicode does (É/é, the Kelvin sign K and k,
 # dotted İ), characters above the surrogate range (U+FF21 Ａ) and beyond the BMP (🙂) for
@@ -35,7 +40,7 @@ def ascii_upper(text: str) -> str:
 
 
 def swap_ascii_case(text: str, flips: list[bool]) -> str:
-    return "".join(c.swapcase() if c.isascii() and flip else c for c, flip in zip(text, flips + [False] * len(text)))
+    return "".join(c.swapcase() if c.isascii() and i < len(flips) and flips[i] else c for i, c in enumerate(text))
 
 
 def code_units(text: str) -> list[int]:
@@ -73,7 +78,9 @@ LISTS = ("contains any", "contains all", "excludes any", "excludes all", "is any
 
 def matches(condition: str, value: str, rule: str, field: str = "CommandLine") -> bool:
     """Whether Sysmon's filter `<field condition=…>rule</field>` matches `value`."""
-    cfg = config(f'<ProcessCreate onmatch="include"><{field} condition="{condition}">{escape(rule)}</{field}></ProcessCreate>')
+    cfg = config(
+        f'<ProcessCreate onmatch="include"><{field} condition="{condition}">{escape(rule)}</{field}></ProcessCreate>'
+    )
     return cfg.decide(1, fields(1, **{field: value})) is not None
 
 
@@ -129,8 +136,6 @@ test_image = _property("image")
 
 
 def test_every_condition_has_a_property():
-    from audit2sysmon.sysmon_config import CONDITION_NAMES
-
     assert set(REFERENCE) == set(CONDITION_NAMES)
     assert all(f"test_{name.replace(' ', '_')}" in globals() for name in CONDITION_NAMES)
 
@@ -160,7 +165,9 @@ def test_image_compares_the_whole_linux_path():
 
 
 def test_no_condition_means_is_and_names_ignore_ascii_case():
-    cfg = config('<ProcessCreate onmatch="include"><User>root</User><Image condition="End With">/ls</Image></ProcessCreate>')
+    cfg = config(
+        '<ProcessCreate onmatch="include"><User>root</User><Image condition="End With">/ls</Image></ProcessCreate>'
+    )
     assert cfg.decide(1, fields(1, User="ROOT", Image="/bin/LS")) == "-"
     assert cfg.decide(1, fields(1, User="root2", Image="/bin/ls")) is None
 
@@ -213,3 +220,20 @@ def test_undecodable_bytes_compare_as_themselves():
     assert matches("begin with", value, "/TMP/", field="Image")
     assert matches("contains", value, "tmp", field="Image")
     assert matches("less than", value, "\uff21", field="Image")
+
+
+def test_the_examples_of_docs_config_md():
+    """Every row of the conditions table in docs/config.md, run."""
+    table = (Path(__file__).parent.parent / "docs" / "config.md").read_text(encoding="utf-8")
+    rows = [line for line in table.splitlines() if re.match(r"\| `[a-z ]+` \| ", line)]
+    seen = set()
+    for row in rows:
+        condition, _, rule, good, bad = (cell.strip() for cell in row.strip("|").split(" | "))
+        rule, good, bad = (re.search(r"`([^`]*)`", cell).group(1) for cell in (rule, good, bad))
+        field = re.match(r"<(\w+)", rule).group(1)
+        event_id = 1 if field in SCHEMAS[1].fields else 11
+        cfg = config(f'<{SCHEMAS[event_id].name} onmatch="include">{rule}</{SCHEMAS[event_id].name}>')
+        assert cfg.decide(event_id, fields(event_id, **{field: good})) == "-", row
+        assert cfg.decide(event_id, fields(event_id, **{field: bad})) is None, row
+        seen.add(condition.strip("`"))
+    assert seen == set(CONDITION_NAMES)

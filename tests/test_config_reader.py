@@ -14,7 +14,10 @@ from config_setup import CONFIGS, config, fields
 from audit2sysmon.errors import ConfigError
 from audit2sysmon.sysmon_config import MAX_CONFIG_BYTES, load_config
 
-VALID = b'<Sysmon schemaversion="4.90"><EventFiltering><ProcessCreate onmatch="include"><Image condition="end with">/wget</Image></ProcessCreate></EventFiltering></Sysmon>'
+VALID = (
+    b'<Sysmon schemaversion="4.90"><EventFiltering><ProcessCreate onmatch="include">'
+    b'<Image condition="end with">/wget</Image></ProcessCreate></EventFiltering></Sysmon>'
+)
 
 
 def refused(data: bytes | str) -> ConfigError:
@@ -28,7 +31,7 @@ def refused(data: bytes | str) -> ConfigError:
 
 BILLION_LAUGHS = (
     '<?xml version="1.0"?>\n<!DOCTYPE lolz [\n <!ENTITY lol "lol">\n'
-    + "".join(f' <!ENTITY lol{i} "{("&lol%d;" % (i - 1) if i > 1 else "&lol;") * 10}">\n' for i in range(1, 10))
+    + "".join(f' <!ENTITY lol{i} "{(f"&lol{i - 1};" if i > 1 else "&lol;") * 10}">\n' for i in range(1, 10))
     + ']>\n<Sysmon schemaversion="4.90"><EventFiltering><ProcessCreate onmatch="include">'
     "<Image>&lol9;</Image></ProcessCreate></EventFiltering></Sysmon>"
 )
@@ -135,7 +138,9 @@ def test_path_or_bytes_give_the_same_configuration():
 
 
 def test_unknown_event_type_lists_the_valid_ones():
-    error = refused('<Sysmon schemaversion="4.90"><EventFiltering>\n<ProcessCreated onmatch="include"/></EventFiltering></Sysmon>')
+    error = refused(
+        '<Sysmon schemaversion="4.90"><EventFiltering>\n<ProcessCreated onmatch="include"/></EventFiltering></Sysmon>'
+    )
     assert "unknown event type <ProcessCreated>" in error.reason
     assert "ProcessCreate, " in error.reason and "FileDelete" in error.reason
     assert error.line == 2
@@ -220,7 +225,9 @@ def test_comments_and_processing_instructions_are_skipped():
 
 
 def test_cdata_and_character_references_are_text():
-    cfg = config('<ProcessCreate onmatch="include"><Image condition="end with"><![CDATA[/a&b]]>&#x2F;c</Image></ProcessCreate>')
+    cfg = config(
+        '<ProcessCreate onmatch="include"><Image condition="end with"><![CDATA[/a&b]]>&#x2F;c</Image></ProcessCreate>'
+    )
     assert cfg.rules[1][0].filters[0].value == "/a&b/c"
 
 
@@ -257,7 +264,10 @@ def test_an_option_without_value_stops_sysmon_reading_options():
                              "<FieldSizes>Image:10</FieldSizes>")  # fmt: skip
     assert cfg.hash_algorithms == ("MD5",)
     assert cfg.field_sizes == {}
-    assert "<HashAlgorithms> (line 1) is ignored, as Sysmon ignores every option after <CaptureClipboard>" in cfg.warnings[1]
+    assert (
+        "<HashAlgorithms> (line 1) is ignored, as Sysmon ignores every option after <CaptureClipboard>"
+        in cfg.warnings[1]
+    )
 
 
 def test_a_rule_relation_other_than_and_or_is_and_with_a_warning():

@@ -310,7 +310,9 @@ def test_a_rule_group_without_relation_is_and_as_is_a_set_without_group():
 
 
 def test_schema_4_1_and_older_combine_with_or_by_default():
-    body = '<ProcessCreate onmatch="include"><Image condition="end with">/wget</Image><User>alice</User></ProcessCreate>'
+    body = (
+        '<ProcessCreate onmatch="include"><Image condition="end with">/wget</Image><User>alice</User></ProcessCreate>'
+    )
     assert config(body, schema="4.1").decide(1, WGET) == "-"
     assert config(body, schema="4.10").decide(1, WGET) == "-"
     assert config(body, schema="4.11").decide(1, WGET) is None
@@ -328,7 +330,9 @@ def test_the_older_default_attribute_means_the_opposite_of_onmatch():
 
 def test_names_up_to_255_bytes_are_kept_whole():
     name = "n" * 255
-    cfg = config(f'<ProcessCreate onmatch="include"><Image name="{name}" condition="end with">/wget</Image></ProcessCreate>')
+    cfg = config(
+        f'<ProcessCreate onmatch="include"><Image name="{name}" condition="end with">/wget</Image></ProcessCreate>'
+    )
     assert cfg.decide(1, WGET) == name
 
 
@@ -354,7 +358,7 @@ def test_a_long_group_name_no_filter_inherits_is_accepted():
 
 # FieldSizes: Sysmon cuts after filtering, to N bytes with the last 3 made "...".
 
-SIZES = '<FieldSizes>CommandLine:10,Image:2,RuleName:5,BpfProgramName:3</FieldSizes>'
+SIZES = "<FieldSizes>CommandLine:10,Image:2,RuleName:5,BpfProgramName:3</FieldSizes>"
 
 
 def test_field_sizes_cut_values_to_bytes_with_an_ellipsis():

@@ -135,7 +135,9 @@ def _parse(text: str, path: str | None) -> etree._Element:
     except etree.XMLSyntaxError as error:
         line, column = error.position
         reason = _POSITION_SUFFIX.sub("", str(error.msg)).strip()
-        raise ConfigError(f"not well-formed XML: {reason}", path=path, line=line or None, column=column or None) from None
+        raise ConfigError(
+            f"not well-formed XML: {reason}", path=path, line=line or None, column=column or None
+        ) from None
 
 
 def _is_element(node: etree._Element) -> bool:
@@ -223,7 +225,9 @@ class _Reader:
         if major != str(SCHEMA_MAJOR):
             raise self.fail(root, f"schemaversion {written!r}: Sysmon for Linux reads schema 4.x configurations")
         if int(minor) > SCHEMA_MINOR_MAX:
-            raise self.fail(root, f"schemaversion {written!r} is newer than the newest known ({latest}, Sysmon for Linux 1.5)")
+            raise self.fail(
+                root, f"schemaversion {written!r} is newer than the newest known ({latest}, Sysmon for Linux 1.5)"
+            )
         self.and_by_default = int(minor) > AND_DEFAULT_AFTER_MINOR
         return written
 
@@ -362,7 +366,9 @@ class _Reader:
         if written is not None and fold(written) != "or":
             relation = Relation.AND
             if fold(written) != "and":
-                self.warn(f"line {node.sourceline}: <Rule groupRelation={written!r}> is taken as and, as Sysmon takes it")
+                self.warn(
+                    f"line {node.sourceline}: <Rule groupRelation={written!r}> is taken as and, as Sysmon takes it"
+                )
         name = node.get("name")
         inherited = name if name is not None else group_name
         filters = []
@@ -384,7 +390,9 @@ class _Reader:
         written = node.get("condition")
         condition = condition_named(written)
         if condition is None:
-            raise self.fail(node, f"unknown condition {written!r} on <{field_name}>; valid: {', '.join(CONDITION_NAMES)}")
+            raise self.fail(
+                node, f"unknown condition {written!r} on <{field_name}>; valid: {', '.join(CONDITION_NAMES)}"
+            )
         own = node.get("name")
         name = own if own is not None else inherited
         if name is not None and len(name.encode("utf-8")) > MAX_NAME_BYTES:
@@ -399,7 +407,7 @@ class _Reader:
         for item in items:
             for flt in item.filters if isinstance(item, Rule) else (item,):
                 used.add(flt.field)
-        for event_id, fields in zip(event_type.event_ids, event_type.fields):
+        for event_id, fields in zip(event_type.event_ids, event_type.fields, strict=True):
             if used <= set(fields):
                 return event_id
         raise self.fail(node, f"no single {event_type.name} event has all the fields {', '.join(sorted(used))}")

@@ -60,7 +60,9 @@ def parse_field_sizes(text: str) -> dict[str, int]:
     """
     if not _FIELD_SIZES_TEXT.fullmatch(text):
         bad = next(ch for ch in text if not (ch.isascii() and (ch.isalnum() or ch in ",:")))
-        raise OptionError(f"FieldSizes {text!r} has the character {bad!r}; Sysmon allows only letters, digits, ',' and ':'")
+        raise OptionError(
+            f"FieldSizes {text!r} has the character {bad!r}; Sysmon allows only letters, digits, ',' and ':'"
+        )
     sizes: dict[str, int] = {}
     for item in text.split(","):
         name, colon, number = item.partition(":")
