@@ -106,9 +106,10 @@ def test_a_missing_file_is_refused(tmp_path):
         codecs.BOM_UTF8 + VALID,
         codecs.BOM_UTF16_LE + VALID.decode().encode("utf-16-le"),
         VALID.decode().encode("utf-16-le"),  # no BOM: Sysmon sees the NUL second byte
+        codecs.BOM_UTF16_LE + ('<?xml version="1.0" encoding="UTF-16"?>\r\n' + VALID.decode()).encode("utf-16-le"),
         b'<?xml version="1.0" encoding="ISO-8859-1"?>\n' + VALID.replace(b"/wget", b"/wg\xe9t"),
     ],
-    ids=["utf-8-bom", "utf-16le-bom", "utf-16le", "latin-1"],
+    ids=["utf-8-bom", "utf-16le-bom", "utf-16le", "utf-16le-declared", "latin-1"],
 )
 def test_encodings(data):
     cfg = load_config(data, path="enc.xml")
@@ -119,6 +120,9 @@ def test_encodings(data):
 def test_utf16_big_endian_and_unknown_encodings_are_refused():
     assert "big-endian" in refused(codecs.BOM_UTF16_BE + VALID.decode().encode("utf-16-be")).reason
     assert "unknown encoding 'klingon'" in refused(b'<?xml version="1.0" encoding="klingon"?>' + VALID).reason
+    assert "unknown encoding 'base64'" in refused(b'<?xml version="1.0" encoding="base64"?>' + VALID).reason
+    wide = refused(b'<?xml version="1.0" encoding="UTF-16"?>' + VALID)
+    assert "says UTF-16, but the file is 8-bit text" in wide.reason and wide.line == 1
 
 
 def test_the_sha256_is_of_the_file_bytes():

@@ -76,16 +76,15 @@ class _Set:
     @classmethod
     def compile(cls, rule_set: RuleSet) -> _Set:
         steps: list[_SetFilter | Rule] = []
-        items = rule_set.items
-        for position, item in enumerate(items):
+        later_fields: set[str] = set()  # fields of the filters after this one, outside Rules
+        for item in reversed(rule_set.items):
             if isinstance(item, Rule):
                 if item.filters:
                     steps.append(item)
-                continue
-            later_same_field = any(
-                isinstance(other, Filter) and other.field == item.field for other in items[position + 1 :]
-            )
-            steps.append(_SetFilter(item, later_same_field))
+            else:
+                steps.append(_SetFilter(item, item.field in later_fields))
+                later_fields.add(item.field)
+        steps.reverse()
         return cls(rule_set.onmatch is OnMatch.EXCLUDE, rule_set.relation is Relation.OR, tuple(steps))
 
     def matches(self, event: _Event) -> bool:

@@ -16,6 +16,7 @@ A configuration comes from whoever deploys Sysmon, so it is read as untrusted in
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import re
@@ -104,9 +105,18 @@ def _decode(data: bytes, path: str | None) -> str:
     else:
         declared = _DECLARED_ENCODING.match(data)
         body, encoding = data, declared.group(1).decode("ascii") if declared else "utf-8"
+        try:
+            wide = codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
+        except LookupError:
+            raise ConfigError(f"unknown encoding {encoding!r} in the XML declaration", path=path, line=1) from None
+        if wide:
+            raise ConfigError(
+                f"the XML declaration says {encoding}, but the file is 8-bit text; save it as UTF-8 or UTF-16LE",
+                path=path, line=1,
+            )  # fmt: skip
     try:
         return body.decode(encoding)
-    except LookupError:
+    except LookupError:  # a codec that is no text encoding (base64, rot13)
         raise ConfigError(f"unknown encoding {encoding!r} in the XML declaration", path=path, line=1) from None
     except UnicodeDecodeError as error:
         before = body[: error.start].decode(encoding, "replace")
