@@ -11,7 +11,8 @@ A configuration comes from whoever deploys Sysmon, so it is read as untrusted in
 - lxml with entity resolution, network access and DTD loading off and `huge_tree` off, which
   also keeps libxml2's limit of 256 nested elements (the format itself nests 6 deep);
 - then the structure of the format, element by element: anything Sysmon would not accept is a
-  `ConfigError` naming the file, line and column where it stands and what is valid there.
+  `ConfigError` naming the file and line (and the column, for what the parser refuses) and
+  what is valid there.
 """
 
 from __future__ import annotations
@@ -267,9 +268,9 @@ class _Reader:
     def option(self, node: etree._Element, options: _Options) -> None:
         """One option element; Sysmon keeps the last value of each.
 
-        Sysmon stops reading options at the first one without any text (it takes the
-        missing text for the end of its work), so options after it are ignored: so do we,
-        with a warning. `<CaptureClipboard/>`, which never has text, is such an option.
+        Sysmon's loop over the options ends at the first one without any text, so the
+        options after it are ignored; so do we, with a warning. `<CaptureClipboard/>`,
+        which never has text, is such an option.
         """
         name = str(node.tag)
         self.attributes(node, ())
