@@ -19,7 +19,7 @@ from pathlib import Path
 import audit2sysmon
 from audit2sysmon import convert
 from audit2sysmon.errors import ConfigError
-from audit2sysmon.sysmon_config import load_config
+from audit2sysmon.sysmon.config import load_config
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 HEADER = '<Sysmon schemaversion="4.90"><EventFiltering><ProcessCreate onmatch="include"><Image>'

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from audit2sysmon.sysmon import SCHEMAS
-from audit2sysmon.sysmon_config import SysmonConfig, load_config
+from audit2sysmon.sysmon.config import SysmonConfig, load_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CONFIGS = FIXTURES / "config"

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audit2sysmon.sysmon import SCHEMAS
-from audit2sysmon.sysmon_config import CONDITION_NAMES
+from audit2sysmon.sysmon.config import CONDITION_NAMES
 
 # Letters whose case Sysmon does not fold but Unicode does (É/é, the Kelvin sign K and k,
 # dotted İ), characters above the surrogate range (U+FF21 Ａ) and beyond the BMP (🙂) for
@@ -88,10 +88,7 @@ def matches(condition: str, value: str, rule: str, field: str = "CommandLine") -
 def value_and_rule(draw: st.DrawFn, condition: str) -> tuple[str, str]:
     """A rule value and a field value that often contains, starts or ends with (parts of) it,
     in another ASCII case."""
-    if condition in LISTS:
-        rule = ";".join(draw(st.lists(items, min_size=1, max_size=4)))
-    else:
-        rule = draw(texts)
+    rule = ";".join(draw(st.lists(items, min_size=1, max_size=4))) if condition in LISTS else draw(texts)
     part = draw(st.sampled_from(rule.split(";")))
     flips = draw(st.lists(st.booleans(), max_size=len(part)))
     value = draw(

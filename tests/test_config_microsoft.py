@@ -17,8 +17,8 @@ from config_setup import CONFIGS, FIXTURES, fields
 from lxml import etree
 
 from audit2sysmon import convert
-from audit2sysmon.sysmon_config import CONDITION_NAMES, load_config
-from audit2sysmon.sysmon_config.manifest import EVENT_TYPE_BY_NAME, OPTION_NAMES
+from audit2sysmon.sysmon.config import CONDITION_NAMES, load_config
+from audit2sysmon.sysmon.config.manifest import EVENT_TYPE_BY_NAME, OPTION_NAMES
 
 LIVE = FIXTURES / "live"
 PUBLIC = FIXTURES / "public"

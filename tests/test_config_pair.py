@@ -17,7 +17,7 @@ import pytest
 from config_setup import FIXTURES, fields
 
 from audit2sysmon import convert
-from audit2sysmon.sysmon_config import load_config
+from audit2sysmon.sysmon.config import load_config
 
 PAIR = FIXTURES / "live" / "pair-config-dev"
 EVENT = re.compile(r"<EventID>(\d+)</EventID>")

@@ -12,7 +12,7 @@ import pytest
 from config_setup import CONFIGS, config, fields
 
 from audit2sysmon.errors import ConfigError
-from audit2sysmon.sysmon_config import MAX_CONFIG_BYTES, load_config
+from audit2sysmon.sysmon.config import MAX_CONFIG_BYTES, load_config
 
 VALID = (
     b'<Sysmon schemaversion="4.90"><EventFiltering><ProcessCreate onmatch="include">'

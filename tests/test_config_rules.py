@@ -14,7 +14,7 @@ import pytest
 from config_setup import config, fields
 
 from audit2sysmon.errors import ConfigError
-from audit2sysmon.sysmon_config import NO_CONFIG, load_config
+from audit2sysmon.sysmon.config import NO_CONFIG, load_config
 
 WGET = fields(1, Image="/usr/bin/wget", User="root", CommandLine="wget -q http://x")
 CURL = fields(1, Image="/usr/bin/curl", User="alice", CommandLine="curl -s http://x")

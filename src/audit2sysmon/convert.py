@@ -55,7 +55,9 @@ class ConversionStats:
     their records show damage (cut, lost, late or duplicated records), by `Damage` kind; each
     one was also reported to the converter's `on_warning` with file and line. `lost_events`
     counts audit events that never reached the log, by the serial numbers they skipped (only
-    with `Options.serial_gaps`); each gap is one warning.
+    with `Options.serial_gaps`); each gap is one warning. With a Sysmon configuration,
+    `filtered` counts the events it dropped, by EventID (a dropped ProcessCreate's exec is also
+    under `NotConverted.FILTERED`), and `rule_names` the events it logged, by RuleName.
 
     A snapshot (`Converter.stats`): each figure is counted by the one stage that sees it
     (the reader counts lines, the mapper the events it made, the converter its accounting).
@@ -73,6 +75,8 @@ class ConversionStats:
     exec_rejected: Counter[NotConverted] = field(default_factory=Counter)
     damaged: Counter[Damage] = field(default_factory=Counter)
     lost_events: int = 0
+    filtered: Counter[int] = field(default_factory=Counter)
+    rule_names: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(slots=True)
@@ -150,11 +154,15 @@ class Converter:
     def stats(self) -> ConversionStats:
         """The counts so far (a snapshot)."""
         read: ReadStats = self._reader.stats
-        own = self._accounts
+        own, mapped = self._accounts, self._mapper.stats
+        exec_rejected = Counter(own.exec_rejected)
+        if mapped.filtered[1]:  # the configuration dropped them after they were converted
+            exec_rejected[NotConverted.FILTERED] += mapped.filtered[1]
         return ConversionStats(
             read.lines, read.records, read.skipped, read.rejected, Counter(read.reasons),
-            own.events, own.exec_syscalls, self._mapper.stats.process_create, own.written,
-            Counter(own.exec_rejected), Counter(own.damaged), own.lost_events,
+            own.events, own.exec_syscalls, mapped.process_create, own.written,
+            exec_rejected, Counter(own.damaged), own.lost_events,
+            Counter(mapped.filtered), Counter(mapped.rule_names),
         )  # fmt: skip
 
     def start_file(self, path: str) -> None:

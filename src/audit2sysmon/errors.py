@@ -102,6 +102,7 @@ class NotConverted(_Reason):
 
     DUPLICATE = "duplicate SYSCALL record in one audit event (converted once)"
     NOT_SELECTED = "ProcessCreate (EventID 1) is not among the selected events"
+    FILTERED = "dropped by the Sysmon configuration's rules"
     NO_PID = "SYSCALL record without a usable pid"
     INTERNAL = "internal error (bug) in the map stage"
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from .audit.correlate import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_OPEN
 from .errors import ConfigError
+from .sysmon.config import NO_CONFIG, SysmonConfig, load_config
 from .sysmon.guid import machine_id_from_hex
 
 __all__ = ["SUPPORTED_EVENTS", "InputFormat", "Options", "TimeCreated"]
@@ -21,7 +22,7 @@ __all__ = ["SUPPORTED_EVENTS", "InputFormat", "Options", "TimeCreated"]
 InputFormat = Literal["auto", "raw", "interpreted"]
 TimeCreated = Literal["event", "now"]
 # The Sysmon EventIDs the map stage can write from audit records (docs/mapping.md).
-SUPPORTED_EVENTS = frozenset({1, 3, 5, 9, 11, 23})
+SUPPORTED_EVENTS = frozenset({1, 3, 5, 9, 10, 11, 23})
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,11 @@ class Options:
         serial_gaps: warn about audit events whose serial numbers never appear (lost before
             the log was read); only meaningful for a log of everything the kernel wrote, such
             as a live audit.log (on with `--follow`), not for one cut down to some processes.
+        config: a Sysmon configuration (a `SysmonConfig`, or the path of its XML file): which
+            events are logged and with which RuleName, and FieldSizes. None logs every event
+            with RuleName `-`, as Microsoft's collect-all configuration does (docs/config.md).
+        parent_argv0: write only the parent's argv[0] in ParentCommandLine, as Sysmon for
+            Linux does, instead of its whole command line (docs/mapping.md).
     """
 
     tz: tzinfo | None = None
@@ -63,6 +69,8 @@ class Options:
     execution_pid: int = 0
     events: frozenset[int] = SUPPORTED_EVENTS
     serial_gaps: bool = False
+    config: SysmonConfig | str | os.PathLike[str] | None = None
+    parent_argv0: bool = False
 
     def __post_init__(self) -> None:
         if self.input_format not in ("auto", "raw", "interpreted"):
@@ -88,7 +96,18 @@ class Options:
             kwargs["machine_id"] = machine_id_from_hex(kwargs["machine_id"])
         if "events" in kwargs and not isinstance(kwargs["events"], (frozenset, str)):
             kwargs["events"] = frozenset(kwargs["events"])
+        config = kwargs.get("config")
+        if config is not None and not isinstance(config, SysmonConfig):
+            kwargs["config"] = load_config(config)
         return cls(**kwargs)
+
+    def sysmon_config(self) -> SysmonConfig | None:
+        """The configuration to apply, loaded when `config` is a path; None when every event
+        is logged with RuleName `-` (no configuration, or one that says just that)."""
+        config = self.config
+        if config is None or config is NO_CONFIG:
+            return None
+        return config if isinstance(config, SysmonConfig) else load_config(config)
 
     def hostname_or_default(self) -> str:
         """Computer for lines without `node=`: the option, else this machine's short name."""

@@ -53,6 +53,8 @@ RULES += [
     [*_B64, "-S", "bind", "-F", "success=1", "-k", RULE_KEY],
     [*_B64, "-S", "connect", "-k", RULE_KEY],
     [*_B64, "-S", "accept,accept4", "-F", "success=1", "-k", RULE_KEY],
+    [*_B64, "-S", "ptrace", "-F", "a0=0x10", "-F", "success=1", "-k", RULE_KEY],
+    [*_B64, "-S", "ptrace", "-F", "a0=0x4206", "-F", "success=1", "-k", RULE_KEY],
 ]
 LOOP_IMAGE_BYTES = 1 << 20
 # (LC_ALL, TZ) pairs of the ``ausearch -i`` forms, as in the corpus' interpreted-*.txt files.

@@ -149,7 +149,7 @@ def login_times(lines: list[bytes]) -> dict[int, int]:
 # x86_64 numbers of the syscalls behind the other Sysmon events (the live rules are 64-bit only).
 X86_64_SYSCALLS = {
     231: "exit_group", 2: "open", 257: "openat", 437: "openat2", 85: "creat", 87: "unlink",
-    263: "unlinkat", 41: "socket", 49: "bind", 42: "connect", 43: "accept", 288: "accept4",
+    263: "unlinkat", 41: "socket", 49: "bind", 42: "connect", 43: "accept", 288: "accept4", 101: "ptrace",
 }
 
 

@@ -56,11 +56,13 @@ def _family(saddr: bytes | None) -> int | None:
 
 def _expected_counts(capture: Capture) -> dict[int, int]:
     """How many events of each kind the log's records call for (docs/mapping.md rules)."""
-    counts = dict.fromkeys((3, 5, 9, 11, 23), 0)
+    counts = dict.fromkeys((3, 5, 9, 10, 11, 23), 0)
     for call in logtext.syscalls(capture.lines()):
         kinds = [nametype for _, nametype, _ in call.paths]
         if call.name == "exit_group":
             counts[5] += 1
+        elif call.name == "ptrace":  # PTRACE_ATTACH or PTRACE_SEIZE that succeeded
+            counts[10] += call.success and int(call.syscall.fields["a0"].decode(), 16) in (0x10, 0x4206)
         elif call.name in OPENS and call.success and "CREATE" in kinds:
             counts[11] += 1
         elif call.name in OPENS and call.success:
@@ -100,9 +102,9 @@ def test_capture_holds_the_activity(capture: Capture) -> None:
 
 def test_one_event_per_record_that_calls_for_one(capture: Capture, all_events: Callable) -> None:
     events = all_events(capture)
-    got = {eid: len(of(events, eid)) for eid in (3, 5, 9, 11, 23)}
+    got = {eid: len(of(events, eid)) for eid in (3, 5, 9, 10, 11, 23)}
     assert got == _expected_counts(capture)
-    assert all(got[eid] for eid in (3, 5, 11, 23)), got
+    assert all(got[eid] for eid in (3, 5, 10, 11, 23)), got
 
 
 def test_record_ids_count_up_in_output_order(capture: Capture, convert: Callable) -> None:
@@ -200,6 +202,25 @@ def test_raw_access_read_of_the_loop_device(capture: Capture, all_events: Callab
     want = {"ProcessId": str(capture.truth["driver_pid"]), "Image": capture.truth["driver_exe"],
             "ProcessGuid": _driver_guid(capture, events), "User": "-"}
     assert {k: reads[0][k] for k in want} == want
+
+
+def test_process_access_links_the_tracer_and_its_target(capture: Capture, all_events: Callable) -> None:
+    """A child that ptrace-attaches to another child: one ProcessAccess whose GUIDs are the
+    ProcessCreate GUIDs of both (docs/mapping.md lists the fields)."""
+    events = all_events(capture)
+    (act,) = acts(capture, "ptrace")
+    assert act["attached"], "the tracer could not attach (ptrace refused)"
+    tracer, target = str(act["tracer"]), str(act["target"])
+    runs = {str(run["pid"]): run for run in capture.truth["runs"]}
+    created = {f["ProcessId"]: f["ProcessGuid"] for f in of(events, 1)}
+    (event,) = [f for f in of(events, 10) if f["SourceProcessId"] == tracer]
+    want = {
+        "RuleName": "-", "SourceProcessGUID": created[tracer], "SourceProcessId": tracer, "SourceThreadId": tracer,
+        "SourceImage": runs[tracer]["image"], "TargetProcessGUID": created[target], "TargetProcessId": target,
+        "TargetImage": runs[target]["image"], "GrantedAccess": "0x0", "CallTrace": "-",
+        "SourceUser": runs[tracer]["user"], "TargetUser": runs[target]["user"],
+    }
+    assert {k: event[k] for k in want} == want
 
 
 @interpretation

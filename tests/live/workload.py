@@ -18,7 +18,8 @@ under ``activity`` (one dict per act, ``kind`` first): files created and deleted
 directory (by absolute name, by a name relative to the cwd and through a directory fd), TCP
 connects and accepts and a UDP connect on 127.0.0.1 and ``::1``, and reads of the loop block
 device the harness attached (third argument, ``-`` when it could not; the harness keeps the
-reason). Every process of the workload exits, which is the ProcessTerminate side.
+reason), and one child attaching to another with ptrace. Every process of the workload exits,
+which is the ProcessTerminate side.
 
 Standalone on purpose (stdlib only, does not import the package under test).
 """
@@ -33,6 +34,7 @@ import select
 import shlex
 import socket
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 
 NOBODY = 65534
@@ -362,6 +364,34 @@ def network_activity() -> list[dict]:
     return acts
 
 
+# The tracer: attach to the pid it is given (PTRACE_ATTACH), wait for the stop, detach, and say
+# whether the attach succeeded.
+_TRACER = (
+    "import ctypes, os, sys\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]\n"
+    "pid = int(sys.argv[1])\n"
+    "attached = libc.ptrace(16, pid, None, None) == 0\n"
+    "if attached:\n"
+    "    os.waitpid(pid, 0)\n"
+    "    libc.ptrace(17, pid, None, None)\n"
+    "print('attached' if attached else 'refused')\n"
+)
+
+
+def ptrace_activity(driver: Driver) -> list[dict]:
+    """One child attaches to another with ptrace (what Sysmon logs as ProcessAccess): a sleeping
+    /bin/sleep, and a Python tracer started after it; both are runs of the truth file."""
+    target = driver.start(Spec(["/bin/sleep", "1"], "ptrace target: sleeps while it is attached to"))
+    tracer_spec = Spec([sys.executable, "-c", _TRACER, str(target.pid)], "ptrace tracer: attaches to the sleeper",
+                       image=os.path.realpath(sys.executable), capture_stdout=True)
+    time.sleep(0.1)  # the sleeper has exec'd: the tracer attaches to /bin/sleep, not to a fork of the driver
+    tracer = driver.start(tracer_spec)
+    said = driver.finish(tracer)
+    driver.finish(target)
+    return [{"kind": "ptrace", "tracer": tracer.pid, "target": target.pid, "attached": said == ["attached"]}]
+
+
 def raw_read_activity(device: str) -> list[dict]:
     """Read the first sector of the loop device; a write-only open must not count as a read."""
     if device == "-":
@@ -386,7 +416,7 @@ def main() -> None:
     self_spec = Spec(own_argv, "the driver itself, exec'd by the harness", path=sys.executable, image=driver_exe)
     driver.record(driver.pid, os.getppid(), self_spec, _read_int("/proc/self/sessionid"))
     workload(driver)
-    activity = file_activity(workdir) + network_activity() + raw_read_activity(device)
+    activity = file_activity(workdir) + network_activity() + raw_read_activity(device) + ptrace_activity(driver)
     truth = {
         "driver_pid": driver.pid,
         "driver_exe": driver_exe,

@@ -285,7 +285,9 @@ class ParallelReader:
         self._on_error = on_error
         self._on_gap = on_gap
         self._state = SeamState(max_open=options.max_open_events)
-        self._settings = {f.name: getattr(options, f.name) for f in fields(options)}
+        # What a worker needs to read (parse, correlate, extract); the Sysmon configuration is
+        # applied in this process, by the mapper.
+        self._settings = {f.name: getattr(options, f.name) for f in fields(options) if f.name != "config"}
         self._pool: ProcessPoolExecutor | None = None
         self._local: FactReader | None = None  # set while this process reads (not quiet yet)
         self._tail: Chunk | None = None

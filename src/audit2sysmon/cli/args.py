@@ -92,6 +92,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not look uids up in this machine's account database",
     )
+    cfg = parser.add_argument_group("Sysmon configuration")
+    cfg.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="a Sysmon for Linux configuration (XML): which events to log, with which RuleName, "
+        "FieldSizes (default: log every event, RuleName -)",
+    )
+    cfg.add_argument(
+        "--check-config",
+        metavar="FILE",
+        help="print the configuration's rules as understood and exit: 0 usable, 2 not",
+    )
+    cfg.add_argument(
+        "--parent-argv0",
+        action="store_true",
+        help="write only the parent's argv[0] in ParentCommandLine, as Sysmon for Linux does "
+        "(default: its whole command line)",
+    )
     win = parser.add_argument_group("correlation window")
     win.add_argument(
         "--window-events", type=int, metavar="N", help=f"events held open at most (default: {DEFAULT_MAX_OPEN})"
@@ -135,6 +154,8 @@ def options_from_args(args: argparse.Namespace) -> Options:
         "time_created": args.time_created,
         "hold_for_parent": not args.follow,
         "serial_gaps": args.follow,
+        "config": args.config,
+        "parent_argv0": args.parent_argv0,
     }
     if args.follow and args.jobs != 1:
         raise ConfigError("--follow reads as the file grows, in this process: it takes no --jobs")

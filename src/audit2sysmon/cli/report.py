@@ -101,10 +101,13 @@ def format_stats(stats: ConversionStats, files: int) -> str:
     width = max(len(label) for label, _ in rows)
     text = [f"{PROG}: statistics"]
     text += [f"  {label:<{width}} {value:>10}" for label, value in rows]
+    dropped = Counter({f"EventID {event_id}": count for event_id, count in sorted(stats.filtered.items())})
     for title, counts in (
         ("rejected lines by reason", stats.reasons),
         ("successful execs not written, by reason", stats.exec_rejected),
         ("converted events with damage, by kind", stats.damaged),
+        ("events the configuration dropped, by EventID", dropped),
+        ("events the configuration logged, by RuleName", stats.rule_names),
     ):
         text += _by_reason(title, counts)
     return "\n".join(text) + "\n"

@@ -26,6 +26,7 @@ from ..convert import Converter, Opened
 from ..errors import Audit2SysmonError
 from ..inputs import POLL_INTERVAL, FileIdentity, Source, follow_fd, follow_file, open_source, rotation_number
 from ..options import Options
+from ..sysmon.config import SysmonConfig, load_config
 from ..sysmon.event import SysmonEvent
 from ..sysmon.render import formatter
 from .args import PROG, build_parser, expand_paths, options_from_args
@@ -189,16 +190,21 @@ def main(
     looked at, and how long it must stay quiet before open events are closed.
     """
     parser = build_parser()
+    err = sys.stderr
     try:
         args = parser.parse_args(argv)
+        if args.check_config is not None:
+            return check_config(args.check_config, sys.stdout, err)
         try:
             options = options_from_args(args)
         except Audit2SysmonError as exc:
-            parser.error(exc.reason)
+            parser.error(str(exc) if exc.path is not None else exc.reason)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2 if exc.code else 0
+    if isinstance(options.config, SysmonConfig):
+        for warning in options.config.warnings:
+            print(f"{PROG}: {options.config.path}: warning: {warning}", file=err)
     paths, problems = expand_paths(args.files)
-    err = sys.stderr
     with ExitStack() as stack:
         try:
             out = open_output(stack, args.output, sys.stdout.buffer)
@@ -237,6 +243,18 @@ def main(
             print(f"{PROG}: interrupted", file=err)
             return 130
     return 0  # pragma: no cover - every path above returns
+
+
+def check_config(path: str, out: TextIO, err: TextIO) -> int:
+    """`--check-config FILE`: the rules as understood (what `sysmon -c` shows), or why the
+    file cannot be used; 0 or 2."""
+    try:
+        config = load_config(path)
+    except Audit2SysmonError as exc:
+        print(f"{PROG}: {exc}", file=err)
+        return 2
+    print(config.describe(), file=out, end="" if config.describe().endswith("\n") else "\n")
+    return 0
 
 
 def _size(path: str) -> int:

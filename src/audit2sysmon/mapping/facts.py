@@ -18,7 +18,7 @@ import re
 from typing import NamedTuple
 
 from ..audit.records import AuditEvent, Record, SourceLocation, ValueKind
-from ..audit.types import ANOM_ABEND, EXECVE, LOGIN, PATH, PROCTITLE, SOCKADDR, SYSCALL
+from ..audit.types import ANOM_ABEND, EXECVE, LOGIN, OBJ_PID, PATH, PROCTITLE, SOCKADDR, SYSCALL
 from .argv import execve_argv, execve_damage
 from .calls import Call, call_of, syscall_name
 from .paths import PathItem, cwd_of, path_items
@@ -36,12 +36,15 @@ __all__ = [
     "Login",
     "NewSocket",
     "Opened",
+    "Ptrace",
     "SocketUse",
     "Syscall",
     "extract",
 ]
 
 O_ACCMODE, O_WRONLY = 3, 1
+# ptrace(2) requests that attach a tracer (sys/ptrace.h): what Sysmon logs as ProcessAccess.
+PTRACE_ATTACHES = {0x10: "PTRACE_ATTACH", 0x4206: "PTRACE_SEIZE"}
 # socket(2) types and protocols that are TCP or UDP (SOCK_STREAM/DGRAM, IPPROTO_IP/TCP/UDP).
 SOCKET_TYPES = {1: "tcp", 2: "udp"}
 INET_PROTOCOLS = frozenset({0, 6, 17})
@@ -76,6 +79,7 @@ class Exec(NamedTuple):
     ses: int | None
     tty_index: int
     command_line: str
+    argv0: str
     cwd: str | None
 
 
@@ -99,7 +103,19 @@ class Opened(NamedTuple):
     for_reading: bool
 
 
-Detail = Exec | NewSocket | SocketUse | Opened
+class Ptrace(NamedTuple):
+    """ptrace(2): whether the request attaches (PTRACE_ATTACH, PTRACE_SEIZE), the pid it names
+    (a thread's id when a thread is attached), and the process the OBJ_PID record says it is
+    (its pid, the uid that owns it, that uid's name)."""
+
+    attaches: bool
+    target: int | None
+    object_pid: int | None
+    object_uid: int | None
+    object_user: str
+
+
+Detail = Exec | NewSocket | SocketUse | Opened | Ptrace
 """What a call of one kind (syscalls.py) adds: Exec only for a successful exec."""
 
 
@@ -142,7 +158,8 @@ class EventFacts(NamedTuple):
     serial: int
     where: SourceLocation | None
     late: bool
-    title: str | None
+    title: str | None  # PROCTITLE as a command line
+    title_argv0: str | None  # its first argument
     extras: tuple[Login | Abend, ...]
     syscall: Syscall | None
     execs: tuple[SourceLocation | None, ...]  # successful exec SYSCALL records
@@ -159,16 +176,17 @@ def extract(event: AuditEvent, users: UserDb) -> EventFacts:
     syscalls = event.all(SYSCALL)
     first = syscalls[0] if syscalls else None
     title: str | None = None
+    title_argv0: str | None = None
     extras: tuple[Login | Abend, ...] = ()
     call: Call | None = None
     syscall: Syscall | None = None
     failure: str | None = None
     try:
-        title = _proctitle(event)
+        title, title_argv0 = _proctitle(event)
         extras = _extras(event, users)
         if first is not None:
             call = call_of(event, first)
-            syscall = _syscall(event, first, call, users, title)
+            syscall = _syscall(event, first, call, users, title, title_argv0)
     except Exception as exc:
         failure = repr(exc)
     execs: tuple[SourceLocation | None, ...] = ()
@@ -187,6 +205,7 @@ def extract(event: AuditEvent, users: UserDb) -> EventFacts:
         event.records[0].source,
         event.late,
         title,
+        title_argv0,
         extras,
         syscall,
         execs,
@@ -231,7 +250,9 @@ def _actor(rec: Record, users: UserDb) -> Actor | None:
     return Actor(pid, rec.text("exe"), rec.text("comm"), uid, _user_name(rec, uid, users))
 
 
-def _syscall(event: AuditEvent, rec: Record, call: Call, users: UserDb, title: str | None) -> Syscall | None:
+def _syscall(
+    event: AuditEvent, rec: Record, call: Call, users: UserDb, title: str | None, title_argv0: str | None
+) -> Syscall | None:
     actor = _actor(rec, users)
     if actor is None:
         return None
@@ -239,11 +260,13 @@ def _syscall(event: AuditEvent, rec: Record, call: Call, users: UserDb, title: s
     spec = spec_of(name)
     kind = spec.kind if spec is not None else None
     if kind is CallKind.EXEC and success:
+        command_line, argv0 = _command_line(event, rec, title, title_argv0)
         execed = Exec(
             _number(rec, "ppid", users),
             _number(rec, "ses", users),
             _tty_index(rec.text("tty")),
-            _command_line(event, rec, title),
+            command_line,
+            argv0,
             cwd_of(event),
         )
         return Syscall(actor, name, True, call.exit_code(), execed)
@@ -254,6 +277,8 @@ def _syscall(event: AuditEvent, rec: Record, call: Call, users: UserDb, title: s
         detail = SocketUse(call.arg(0), _socket_address(event))
     elif kind is CallKind.OPEN and spec is not None:
         detail = Opened(_opened_for_reading(call, spec))
+    elif kind is CallKind.PTRACE:
+        detail = _ptrace(event, call, users)
     files: Files | None = None
     if event.first(PATH) is not None:
         files = Files(
@@ -263,6 +288,27 @@ def _syscall(event: AuditEvent, rec: Record, call: Call, users: UserDb, title: s
             _relative_to_cwd(call, spec, learning=False),
         )
     return Syscall(actor, name, success, call.exit_code(), detail, files)
+
+
+def _ptrace(event: AuditEvent, call: Call, users: UserDb) -> Ptrace:
+    """The request (a number raw, `PTRACE_ATTACH` in `ausearch -i`), its pid argument, and the
+    OBJ_PID record of the process it acts on."""
+    request = call.arg(0)
+    attaches = request in PTRACE_ATTACHES if request is not None else call.arg_text(0) in PTRACE_ATTACHES.values()
+    target = event.first(OBJ_PID)
+    if target is None:
+        return Ptrace(attaches, call.arg(1), None, None, "-")
+    uid = _number(target, "ouid", users)
+    return Ptrace(attaches, call.arg(1), _number(target, "opid", users), uid, _owner_name(target, uid, users))
+
+
+def _owner_name(rec: Record, uid: int | None, users: UserDb) -> str:
+    """Name of an object's owner: the record's own name (ENRICHED `OUID`, `ausearch -i`), else
+    the user database."""
+    own = rec.enrichment("OUID")
+    if own is None and rec.interpreted:
+        own = rec.text("ouid")
+    return _named(own, uid, users)
 
 
 def _number(rec: Record, key: str, users: UserDb) -> int | None:
@@ -281,28 +327,42 @@ def _user_name(rec: Record, uid: int | None, users: UserDb) -> str:
     own = rec.enrichment("UID")
     if own is None and rec.interpreted:
         own = rec.text("uid")
+    return _named(own, uid, users)
+
+
+def _named(own: str | None, uid: int | None, users: UserDb) -> str:
+    """A name the record carries, unless it is only a number; else the user database's."""
     if own and not own.startswith("unknown(") and not own.isdecimal():
         return own
     return users.name(uid) if uid is not None else "-"
 
 
-def _proctitle(event: AuditEvent) -> str | None:
-    """PROCTITLE as a command line: NUL-separated argv, joined by spaces (maybe truncated)."""
+def _proctitle(event: AuditEvent) -> tuple[str | None, str | None]:
+    """PROCTITLE as a command line (NUL-separated argv, joined by spaces, maybe truncated),
+    and its first argument; (None, None) without one."""
     rec = event.first(PROCTITLE)
     if rec is None:
-        return None
+        return None, None
     f = rec.get("proctitle")
     if f is None or f.kind is ValueKind.NULL:
-        return None
-    return f.value.replace(b"\x00", b" ").decode("utf-8", "surrogateescape")
+        return None, None
+    value = f.value
+    return (
+        value.replace(b"\x00", b" ").decode("utf-8", "surrogateescape"),
+        value.partition(b"\x00")[0].decode("utf-8", "surrogateescape"),
+    )
 
 
-def _command_line(event: AuditEvent, syscall: Record, title: str | None) -> str:
-    """argv joined by single spaces: EXECVE records, else PROCTITLE, else comm."""
+def _command_line(event: AuditEvent, syscall: Record, title: str | None, title_argv0: str | None) -> tuple[str, str]:
+    """argv joined by single spaces, and argv[0]: EXECVE records, else PROCTITLE, else comm."""
     argv = execve_argv(event.all(EXECVE))
     if argv is not None:
-        return b" ".join(argv).decode("utf-8", "surrogateescape")
-    return title or syscall.text("comm") or "-"
+        first = argv[0].decode("utf-8", "surrogateescape") if argv else ""
+        return b" ".join(argv).decode("utf-8", "surrogateescape"), first
+    if title:
+        return title, title_argv0 or title
+    comm = syscall.text("comm") or "-"
+    return comm, comm
 
 
 def _tty_index(tty: str | None) -> int:

@@ -25,18 +25,19 @@ order stays the log's order. EventRecordIDs are assigned at release.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ..errors import ConversionError, NotConverted
 from ..options import Options
-from ..sysmon.event import SysmonEvent, format_utc_time, make_event
+from ..sysmon.config import SysmonConfig
+from ..sysmon.event import SysmonEvent, format_utc_time, make_event, written_values
 from ..sysmon.guid import ZERO_GUID, logon_guid, sysmon_guid
 from . import sockaddr
 from .calls import EINPROGRESS
-from .facts import Actor, EventFacts, Exec, Login, NewSocket, Opened, SocketUse, Syscall
+from .facts import Actor, EventFacts, Exec, Login, NewSocket, Opened, Ptrace, SocketUse, Syscall
 from .guids import event_key, machine_id_from_node
 from .paths import PathItem, PathResolver
 from .sockaddr import SocketAddress, SocketInfo, SocketTable
@@ -65,11 +66,17 @@ class _Queued:
 
 @dataclass(slots=True)
 class MapperStats:
-    """Counts for `--stats`: what the map stage made of the events it saw."""
+    """Counts for `--stats`: what the map stage made of the events it saw.
+
+    `process_create` counts the ProcessCreate events written; `filtered` the events a Sysmon
+    configuration dropped, by EventID, and `rule_names` the events it logged, by RuleName.
+    """
 
     process_create: int = 0
     parents_unknown: int = 0
     held: int = 0
+    filtered: Counter[int] = field(default_factory=Counter)
+    rule_names: Counter[str] = field(default_factory=Counter)
 
 
 class Applied(NamedTuple):
@@ -104,6 +111,11 @@ class Mapper:
         self._record_id = options.first_record_id
         self._seq = 0
         self._hostname = options.hostname_or_default()
+        self._config = options.sysmon_config()
+
+    def reconfigure(self, config: SysmonConfig | None) -> None:
+        """Apply `config` to the events released from now on (a reload: SIGHUP)."""
+        self._config = config
 
     # -- input ---------------------------------------------------------------------------
 
@@ -166,6 +178,7 @@ class Mapper:
                     self._guid(event, child),
                     parent.image,
                     parent.command_line,
+                    parent.argv0,
                     parent.uid,
                     event.msec,
                     "fork",
@@ -194,13 +207,14 @@ class Mapper:
                     self._guid(event, pid),
                     image,
                     event.title or actor.comm,
+                    event.title_argv0 if event.title else actor.comm,
                     actor.uid,
                     event.msec,
                     "observed",
                 ),
             )
         elif event.title:
-            self.table.learn_command_line(node, pid, event.title)
+            self.table.learn_command_line(node, pid, event.title, event.title_argv0)
         self._resolve_waiting(node, pid, known)
         return known
 
@@ -233,10 +247,9 @@ class Mapper:
             "Hashes": "-",
             "ParentProcessId": str(ppid) if ppid is not None else "-",
         }
-        self.table.put(node, Process(pid, guid, actor.image, execed.command_line, uid, msec, "exec"))
+        self.table.put(node, Process(pid, guid, actor.image, execed.command_line, execed.argv0, uid, msec, "exec"))
         if 1 not in self.options.events:
             return NotConverted.NOT_SELECTED
-        self.stats.process_create += 1
         pending = _Queued(1, values, node, computer, msec, ppid if ppid is not None else -1, False, self._seq)
         parent = self.table.get(node, ppid) if ppid is not None else None
         if parent is not None or ppid is None or not self.options.hold_for_parent:
@@ -259,7 +272,7 @@ class Mapper:
             values.update(
                 ParentProcessGuid=parent.guid,
                 ParentImage=parent.image or "-",
-                ParentCommandLine=parent.command_line or "-",
+                ParentCommandLine=(parent.argv0 if self.options.parent_argv0 else parent.command_line) or "-",
                 ParentUser=self.users.name(parent.uid) if parent.uid is not None else "-",
             )
         pending.waiting = False
@@ -338,6 +351,39 @@ class Mapper:
                 "Initiated": "true" if initiated else "false",
                 **_endpoint("Source", source),
                 **_endpoint("Destination", destination),
+            },
+        )
+
+    # -- ProcessAccess -------------------------------------------------------------------
+
+    def _ptrace(self, event: EventFacts, call: Syscall, proc: Process) -> None:
+        """A tracer attaching to a process (PTRACE_ATTACH, PTRACE_SEIZE), as Sysmon logs it.
+
+        TargetProcessId is the pid the call named (a thread's id when a thread is attached),
+        the target's identity that of the process the OBJ_PID record names. Audit records
+        carry no thread id, so SourceThreadId is the tracer's pid.
+        """
+        access = call.detail
+        if not call.success or not isinstance(access, Ptrace) or not access.attaches:
+            return
+        target = self.table.get(event.node, access.object_pid) if access.object_pid is not None else None
+        self._queue(
+            10,
+            event,
+            {
+                "RuleName": "-",
+                "UtcTime": format_utc_time(event.msec),
+                "SourceProcessGUID": proc.guid,
+                "SourceProcessId": str(proc.pid),
+                "SourceThreadId": str(proc.pid),
+                "SourceImage": proc.image or UNKNOWN_PROCESS,
+                "TargetProcessGUID": target.guid if target is not None else ZERO_GUID,
+                "TargetProcessId": str(access.target) if access.target is not None else "-",
+                "TargetImage": (target.image if target is not None else None) or UNKNOWN_PROCESS,
+                "GrantedAccess": "0x0",
+                "CallTrace": "-",
+                "SourceUser": call.actor.user,
+                "TargetUser": access.object_user,
             },
         )
 
@@ -436,18 +482,37 @@ class Mapper:
                 if not siblings:
                     del self._waiting[(head.node, head.ppid)]
             outbox.popleft()
-            out.append(self._emit(head.event_id, head.values, head.computer, head.msec))
+            event = self._emit(head)
+            if event is not None:
+                out.append(event)
         return out
 
-    def _emit(self, event_id: int, values: dict[str, str], computer: str, msec: int) -> SysmonEvent:
+    def _emit(self, queued: _Queued) -> SysmonEvent | None:
+        """The event, with the next EventRecordID; None when the configuration drops it (a
+        dropped event takes no EventRecordID and is never rendered, as in Sysmon)."""
+        event_id, values = queued.event_id, queued.values
+        config = self._config
+        if config is not None:
+            written = written_values(event_id, values)
+            rule = config.decide(event_id, written)
+            if rule is None:
+                self.stats.filtered[event_id] += 1
+                return None
+            self.stats.rule_names[rule] += 1
+            written["RuleName"] = rule
+            if config.field_sizes:  # cut after deciding, as Sysmon does
+                written = {name: config.cut(event_id, name, value) for name, value in written.items()}
+            values = written
+        if event_id == 1:
+            self.stats.process_create += 1
         record_id = self._record_id
         self._record_id += 1
         return make_event(
             event_id,
             values,
-            computer=computer,
+            computer=queued.computer,
             record_id=record_id,
-            time_created=self.options.time_created_for(msec),
+            time_created=self.options.time_created_for(queued.msec),
             execution_pid=self.options.execution_pid,
         )
 
@@ -491,6 +556,7 @@ _HANDLERS: dict[CallKind, _Handler] = {
     CallKind.ACCEPT: Mapper._accept,
     CallKind.OPEN: Mapper._open,
     CallKind.UNLINK: Mapper._unlink,
+    CallKind.PTRACE: Mapper._ptrace,
 }
 _HANDLER_OF_CALL: dict[str, _Handler] = {
     name: _HANDLERS[spec.kind] for name, spec in SYSCALLS.items() if spec.kind in _HANDLERS

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from ..audit.records import SourceLocation
-from .facts import Abend, Actor, EventFacts, Exec, Files, Login, NewSocket, Opened, SocketUse, Syscall
+from .facts import Abend, Actor, EventFacts, Exec, Files, Login, NewSocket, Opened, Ptrace, SocketUse, Syscall
 from .paths import PathItem
 from .sockaddr import SocketAddress
 from .syscalls import CallKind, spec_of
@@ -31,15 +31,16 @@ _DETAILS: dict[CallKind, type[Any]] = {
     CallKind.CONNECT: SocketUse,
     CallKind.ACCEPT: SocketUse,
     CallKind.OPEN: Opened,
+    CallKind.PTRACE: Ptrace,
 }
 
 
 def to_plain(facts: EventFacts) -> Plain:
     """`facts` as nested plain tuples that `marshal` can write; `from_plain` is the inverse."""
-    (node, msec, serial, where, late, title, extras, syscall, execs, cut, orphan, execve_damage,
-     execve_where, has_execve, failure) = facts  # fmt: skip
+    (node, msec, serial, where, late, title, title_argv0, extras, syscall, execs, cut, orphan,
+     execve_damage, execve_where, has_execve, failure) = facts  # fmt: skip
     return (
-        node, msec, serial, _place(where), late, title,
+        node, msec, serial, _place(where), late, title, title_argv0,
         tuple([(x.ses,) if isinstance(x, Login) else (tuple(x.actor),) for x in extras]) if extras else (),
         None if syscall is None else _plain_call(syscall),
         tuple([_place(x) for x in execs]) if execs else (),
@@ -50,10 +51,10 @@ def to_plain(facts: EventFacts) -> Plain:
 
 def from_plain(plain: Plain) -> EventFacts:
     """The `EventFacts` that `to_plain` made `plain` from."""
-    (node, msec, serial, where, late, title, extras, syscall, execs, cut, orphan, execve_damage,
-     execve_where, has_execve, failure) = plain  # fmt: skip
+    (node, msec, serial, where, late, title, title_argv0, extras, syscall, execs, cut, orphan,
+     execve_damage, execve_where, has_execve, failure) = plain  # fmt: skip
     return _built(EventFacts, (
-        node, msec, serial, _location(where), late, title,
+        node, msec, serial, _location(where), late, title, title_argv0,
         tuple([_extra(x) for x in extras]) if extras else (),
         None if syscall is None else _call(syscall),
         tuple([_location(x) for x in execs]) if execs else (),

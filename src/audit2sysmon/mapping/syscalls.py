@@ -28,6 +28,7 @@ class CallKind(enum.Enum):
     ACCEPT = "accept"  # NetworkConnect (3), accepted
     OPEN = "open"  # FileCreate (11) of a created file; RawAccessRead (9) of a block device
     UNLINK = "unlink"  # FileDelete (23)
+    PTRACE = "ptrace"  # ProcessAccess (10), when it attaches
     NAMES = "names"  # only names files: their directories are remembered (paths.py)
 
 
@@ -71,6 +72,7 @@ SYSCALLS: Final[dict[str, CallSpec]] = {
     "creat": CallSpec(CallKind.OPEN, write_only=True),
     "unlink": CallSpec(CallKind.UNLINK),
     "unlinkat": CallSpec(CallKind.UNLINK, dirfd=0),
+    "ptrace": CallSpec(CallKind.PTRACE),
     **dict.fromkeys(_DIRFD_NAMING, _NAMES_AT),
     **dict.fromkeys(("renameat", "renameat2", "linkat", "symlinkat"), _NAMES_TWO_DIRS),
 }

@@ -29,12 +29,15 @@ class Process:
     `guid` is the Sysmon ProcessGuid of this identity; `origin` says how it was learned:
     `exec` (its ProcessCreate is in the log), `observed` (seen doing something else first)
     or `fork` (a child that has not exec'd yet and still runs its parent's image).
+    `argv0` is the first argument of its command line (Sysmon's ParentCommandLine holds only
+    that).
     """
 
     pid: int
     guid: str
     image: str | None
     command_line: str | None
+    argv0: str | None
     uid: int | None
     start_msec: int
     origin: Origin
@@ -78,8 +81,8 @@ class ProcessTable:
         """
         return self._table.pop((node, pid), None)
 
-    def learn_command_line(self, node: str | None, pid: int, command_line: str) -> None:
+    def learn_command_line(self, node: str | None, pid: int, command_line: str, argv0: str | None) -> None:
         """Fill in a command line (from PROCTITLE) for an identity that was only observed."""
         proc = self._table.get((node, pid))
         if proc is not None and proc.origin != "exec" and not proc.command_line:
-            self._table[(node, pid)] = replace(proc, command_line=command_line)
+            self._table[(node, pid)] = replace(proc, command_line=command_line, argv0=argv0)

@@ -13,7 +13,7 @@ from .render import syslog as _syslog
 from .render import xml as _xml
 from .schema import NO_VALUE, POSITIONS, SCHEMAS, EventSchema
 
-__all__ = ["SysmonEvent", "format_utc_time", "make_event"]
+__all__ = ["SysmonEvent", "format_utc_time", "make_event", "written_values"]
 
 _NO_OFFSET = timedelta(0)
 
@@ -103,6 +103,13 @@ def make_event(
         time_created.astimezone(timezone.utc),
         execution_pid,
     )
+
+
+def written_values(event_id: int, values: Mapping[str, str | int]) -> dict[str, str]:
+    """Every EventData field of `event_id` as it will be written: `make_event`'s rules (`-` for
+    missing and empty values), in schema order. What a Sysmon configuration's filters see."""
+    given: Mapping[str, object] = values
+    return {name: _text(name, given.get(name)) for name in SCHEMAS[event_id].fields}
 
 
 def _text(name: str, value: object) -> str:

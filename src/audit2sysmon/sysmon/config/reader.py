@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 from .conditions import CONDITION_NAMES, condition_named, fold
 from .config import SysmonConfig
 from .manifest import (

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..sysmon import SCHEMAS
+from ..schema import SCHEMAS
 
 # The newest schema this engine knows (Sysmon for Linux 1.5), as major and minor number.
 SCHEMA_MAJOR = 4
