@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,14 +24,23 @@ from audit2sysmon.inputs import LineSplitter, follow_file
 DEADLINE = 60.0  # seconds a helper waits for the follower before giving up (never reached when it works)
 
 
-def following_options() -> Options:
-    """The options the CLI builds for `--follow` with FIXED (no holding back for parents)."""
-    return Options.from_kwargs(**API, hold_for_parent=False)
+# `--follow` on the fixture logs: deterministic TimeCreated, and nothing asked of this machine
+# (its files and processes are not the log's).
+FOLLOW = [*FIXED, "--time-created", "event", "--no-hashes", "--no-proc-parents"]
+SERVICE = re.compile(rb"<EventID>(?:4|16)</EventID>")
 
 
-def library_output(lines: list[bytes]) -> tuple[bytes, bytes]:
-    """(what is written before the end of input, everything): the library's view of the stream."""
-    conv = Converter(following_options())
+def following_options(pid: int) -> Options:
+    """The options the CLI builds for FOLLOW in process `pid`: no holding back for parents,
+    serial gaps checked, this process's pid in Execution, and the two service events (16, 4)
+    ahead of the log's events."""
+    return Options.from_kwargs(**API, hold_for_parent=False, serial_gaps=True, execution_pid=pid, first_record_id=3)
+
+
+def library_output(lines: list[bytes], pid: int | None = None) -> tuple[bytes, bytes]:
+    """(what is written before the end of input, everything): the library's view of the stream,
+    without the service's own events (see `events_of`)."""
+    conv = Converter(following_options(os.getpid() if pid is None else pid))
     live = [event for line in lines for event in conv.feed(line)]
     final = live + conv.flush()
 
@@ -38,6 +48,36 @@ def library_output(lines: list[bytes]) -> tuple[bytes, bytes]:
         return b"".join((event.to_syslog(UTC) + "\n").encode() for event in events)
 
     return text(live), text(final)
+
+
+def events_of(output: bytes) -> bytes:
+    """A follower's output without its service events: configuration and state (EventIDs 16
+    and 4), written with the wall clock's time."""
+    return b"".join(line for line in output.splitlines(keepends=True) if not SERVICE.search(line))
+
+
+def service_events(output: bytes) -> list[tuple[int, str]]:
+    """(EventID, State or Configuration) of each service event of a follower's output."""
+    found = []
+    for line in output.splitlines():
+        if SERVICE.search(line):
+            event_id = int(re.search(rb"<EventID>(\d+)<", line).group(1))
+            value = re.search(rb'<Data Name="(?:State|Configuration)">([^<]*)<', line).group(1).decode()
+            found.append((event_id, value))
+    return found
+
+
+def gapless(lines: list[bytes]) -> list[bytes]:
+    """The capture's events renumbered 1..n in log order: it was cut down to one process tree,
+    and a live log of everything the kernel wrote has no gaps in its serial numbers."""
+    lines = [line for line in lines if b"type=DAEMON_" not in line]
+    stamps = dict.fromkeys(line.split(b"msg=audit(")[1].split(b")")[0] for line in lines)
+    serials = {stamp: i for i, stamp in enumerate(stamps, 1)}
+    return [
+        line.replace(stamp, stamp.split(b":")[0] + b":%d" % serials[stamp])
+        for line in lines
+        for stamp in [line.split(b"msg=audit(")[1].split(b")")[0]]
+    ]
 
 
 def wait_for(predicate, what: str) -> None:
@@ -120,13 +160,13 @@ def follow_while(action, out, target, idle_close: float = 3600, poll_interval: f
 
     thread = threading.Thread(target=driver)
     thread.start()
-    status = main([*FIXED, "--follow", "-o", str(out), str(target)], poll_interval=poll_interval, idle_close=idle_close)
+    status = main([*FOLLOW, "--follow", "-o", str(out), str(target)], poll_interval=poll_interval, idle_close=idle_close)
     thread.join()
     return status
 
 
 def test_follow_survives_rotation_and_stops_cleanly_on_sigterm(tmp_path, no_default_sigterm):
-    lines = DEV.read_bytes().splitlines(keepends=True)
+    lines = gapless(DEV.read_bytes().splitlines(keepends=True))
     data = b"".join(lines)
     quarter = len(data) // 4
     # Cut at byte offsets, so lines are split across writes (and across the rotation).
@@ -136,21 +176,28 @@ def test_follow_survives_rotation_and_stops_cleanly_on_sigterm(tmp_path, no_defa
     log.write_bytes(part_a)
 
     def writer() -> None:
-        wait_for(lambda: out.exists() and out.stat().st_size > 0, "the first events")
+        wait_for(lambda: out.exists() and events_of(out.read_bytes()), "the first events")
         with open(log, "ab") as old:
             old.write(part_b)
             old.flush()
             log.rename(tmp_path / "audit.log.1")  # rotation: the old file keeps its writer
             old.write(part_c)
         log.write_bytes(part_d)
-        wait_for(lambda: out.read_bytes() == live, "every event the stream completes")
+        wait_for(lambda: events_of(out.read_bytes()) == live, "every event the stream completes")
 
-    assert 0 == follow_while(writer, out, log)
-    assert final == out.read_bytes()  # SIGTERM flushed the events still open
+    with contextlib.redirect_stderr(io.StringIO()) as report:
+        assert 0 == follow_while(writer, out, log)
+    assert final == events_of(out.read_bytes())  # SIGTERM flushed the events still open
+    # A service's own events, as Sysmon writes them: configuration and Started first, Stopped last.
+    assert [(16, "-"), (4, "Started"), (4, "Stopped")] == service_events(out.read_bytes())
+    assert SERVICE.search(out.read_bytes().splitlines()[-1])
+    # The line this test cut in two across the rotation is malformed on both sides (auditd
+    # writes whole lines); no serial number is lost.
+    assert "never reached the log" not in report.getvalue()
 
 
 def test_follow_reads_the_older_files_of_a_set_first(tmp_path, no_default_sigterm):
-    lines = DEV.read_bytes().splitlines(keepends=True)
+    lines = gapless(DEV.read_bytes().splitlines(keepends=True))
     half = len(lines) // 2
     (tmp_path / "audit.log.1").write_bytes(b"".join(lines[:half]))
     (tmp_path / "audit.log").write_bytes(b"".join(lines[half:]))
@@ -158,10 +205,10 @@ def test_follow_reads_the_older_files_of_a_set_first(tmp_path, no_default_sigter
     out = tmp_path / "out.log"
 
     def set_converted() -> None:
-        wait_for(lambda: out.exists() and out.read_bytes() == live, "the set's events")
+        wait_for(lambda: out.exists() and events_of(out.read_bytes()) == live, "the set's events")
 
     assert 0 == follow_while(set_converted, out, tmp_path)
-    assert final == out.read_bytes()
+    assert final == events_of(out.read_bytes())
 
 
 def test_quiet_log_releases_an_event_that_never_closes(tmp_path, no_default_sigterm):
@@ -177,29 +224,29 @@ def test_quiet_log_releases_an_event_that_never_closes(tmp_path, no_default_sigt
         wait_for(lambda: out.exists() and b"<EventID>1</EventID>" in out.read_bytes(), "the idle close")
 
     assert 0 == follow_while(idle_closed, out, log, idle_close=0.05)
-    assert 1 == out.read_bytes().count(b"\n")
+    assert 1 == events_of(out.read_bytes()).count(b"\n")
 
 
 def test_follow_standard_input_until_sigint(tmp_path):
-    lines = DEV.read_bytes().splitlines(keepends=True)
-    live, final = library_output(lines)
+    lines = gapless(DEV.read_bytes().splitlines(keepends=True))
     out = tmp_path / "out.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "audit2sysmon", *FIXED, "--follow", "-o", str(out), "-"],
+        [sys.executable, "-m", "audit2sysmon", *FOLLOW, "--follow", "-o", str(out), "-"],
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+    live, final = library_output(lines, proc.pid)
     try:
         proc.stdin.write(b"".join(lines))
         proc.stdin.flush()  # the pipe stays open: only the signal ends the run
-        wait_for(lambda: out.exists() and out.read_bytes() == live, "the streamed events")
+        wait_for(lambda: out.exists() and events_of(out.read_bytes()) == live, "the streamed events")
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=DEADLINE)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert (0, b"") == (proc.returncode, err)
-    assert final == out.read_bytes()
+    assert final == events_of(out.read_bytes())
 
 
 # -- rotation never skips a file -----------------------------------------------------------------
@@ -325,3 +372,18 @@ def test_a_command_following_a_set_reports_the_events_of_a_removed_file_lost(tmp
     missing = len({line.split(b"msg=audit(")[1].split(b")")[0] for line in removed})
     warnings = [line for line in report.getvalue().splitlines() if "never reached the log" in line]
     assert [f"{missing} audit event(s)"] == [w.split(": ", 1)[1].split(" of node")[0] for w in warnings]
+
+
+def test_from_end_reads_only_what_is_written_from_now_on(tmp_path):
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"already there\n")
+    stop = threading.Event()
+    lines = follow_file(str(log), stop, poll_interval=0, from_end=True)
+    assert [Opened(str(log))] == until_caught_up(lines)
+    with open(log, "ab") as handle:
+        handle.write(b"new\n")
+    assert [b"new\n"] == until_caught_up(lines)
+    rotate(log)
+    log.write_bytes(b"after rotation\n")  # a new file is read from its start
+    assert [b"after rotation\n"] == drain(lines)
+    stop.set()

@@ -8,6 +8,7 @@ correlate), `mapping` (extract facts, apply them), `sysmon` (the event model and
 renderers); docs/api.md lists what each makes public.
 """
 
+from ._version import __version__
 from .convert import ConversionStats, Converter, Opened, convert
 from .errors import (
     Audit2SysmonError,
@@ -20,8 +21,6 @@ from .errors import (
 )
 from .options import Options
 from .sysmon.event import SysmonEvent
-
-__version__ = "0.1.0"
 
 
 def build() -> str:

@@ -15,19 +15,23 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Protocol, Self
 
 from ._pipeline.parallel import CHUNK_BYTES, CHUNK_LINES, ParallelReader, line_chunks, stream_chunks
 from ._pipeline.reader import ErrorHandler, FactReader, ReadStats
+from ._version import __version__
 from .audit.records import SourceLocation, Stamp
 from .audit.serials import SerialGap
 from .errors import ConfigError, ConversionWarning, Damage, NotConverted
+from .live.host import LocalHost
 from .mapping.facts import EventFacts
 from .mapping.mapper import Applied, Mapper, MapperStats
 from .mapping.users import UserDb
 from .options import Options
-from .sysmon.event import SysmonEvent
+from .sysmon.config import SysmonConfig
+from .sysmon.event import SysmonEvent, format_utc_time
+from .sysmon.schema import SCHEMA_VERSION
 
 __all__ = ["ConversionStats", "Converter", "Opened", "WarningHandler", "convert"]
 
@@ -105,6 +109,10 @@ class MapStage(Protocol):
 
     def flush(self) -> list[SysmonEvent]: ...
 
+    def reconfigure(self, config: SysmonConfig | None) -> None: ...
+
+    def service(self, event_id: int, values: dict[str, str], msec: int) -> list[SysmonEvent]: ...
+
 
 class Converter:
     """Converts audit log lines to Sysmon events, one line at a time.
@@ -137,7 +145,12 @@ class Converter:
         (0: one per CPU); the output is the same."""
         if options is not None and kwargs:
             raise TypeError("give either an Options object or keyword options, not both")
-        self.options = options if options is not None else Options.from_kwargs(**kwargs)
+        options = options if options is not None else Options.from_kwargs(**kwargs)
+        self._config = options.sysmon_config()
+        # The configuration is read once: the mapper and a reload start from this object.
+        if isinstance(options.config, (str, os.PathLike)):
+            options = replace(options, config=self._config)
+        self.options = options
         self.jobs = _jobs(jobs)
         self._accounts = _Accounts()
         self._on_warning = on_warning
@@ -148,7 +161,8 @@ class Converter:
             self._reader.start_file(path)
         else:
             self._reader = FactReader(self.options, self._users, on_error=on_error, path=path, on_gap=self._lost)
-        self._mapper: MapStage = Mapper(self.options, self._users)
+        live = self.options.hash_images or self.options.proc_parents
+        self._mapper: MapStage = Mapper(self.options, self._users, host=LocalHost() if live else None)
 
     @property
     def stats(self) -> ConversionStats:
@@ -237,6 +251,38 @@ class Converter:
                 events = self.feed(item)
                 if events:
                     yield events
+
+    # -- a service on a live host: Sysmon's own events --------------------------------------
+
+    def started(self) -> list[SysmonEvent]:
+        """The events Sysmon writes when its service starts: its configuration (EventID 16),
+        then its state `Started` (EventID 4)."""
+        return self._configuration() + self._state("Started")
+
+    def reload(self, config: SysmonConfig | None) -> list[SysmonEvent]:
+        """Apply `config` from now on (a reload: SIGHUP) and say so, as Sysmon does when its
+        configuration changes (EventID 16). None: log every event with RuleName `-`."""
+        self._mapper.reconfigure(config)
+        self._config = config
+        return self._configuration()
+
+    def stopped(self) -> list[SysmonEvent]:
+        """The state `Stopped` (EventID 4), which Sysmon writes last; call after `flush`."""
+        return self._state("Stopped")
+
+    def _configuration(self) -> list[SysmonEvent]:
+        config = self._config
+        values = {
+            "UtcTime": format_utc_time(_now_msec()),
+            "Configuration": config.path or "-" if config is not None else "-",
+            "ConfigurationFileHash": config.file_hashes if config is not None else "-",
+        }
+        return self._written(self._mapper.service(16, values, _now_msec()))
+
+    def _state(self, state: str) -> list[SysmonEvent]:
+        values = {"UtcTime": format_utc_time(_now_msec()), "State": state, "Version": __version__,
+                  "SchemaVersion": SCHEMA_VERSION}
+        return self._written(self._mapper.service(4, values, _now_msec()))
 
     def flush(self) -> list[SysmonEvent]:
         """End of input: close every open event and release every held one."""
@@ -392,6 +438,10 @@ def convert(
 def _stamp_text(facts: EventFacts) -> str:
     """The audit event's stamp as the log writes it, for warnings (`1635279071.159:1385`)."""
     return str(Stamp(facts.msec, facts.serial))
+
+
+def _now_msec() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def _jobs(jobs: int) -> int:

@@ -41,6 +41,7 @@ __all__ = [
     "open_source",
     "order_inputs",
     "rotation_number",
+    "standard_input",
 ]
 
 POLL_INTERVAL = 0.25
@@ -182,6 +183,7 @@ def follow_file(
     poll_interval: float = POLL_INTERVAL,
     *,
     after: FileIdentity | None = None,
+    from_end: bool = False,
 ) -> Iterator[bytes | Opened | None]:
     """Lines of `path` from its start, then its new lines as they are written, like `tail -F`.
 
@@ -199,7 +201,8 @@ def follow_file(
     stalled) would otherwise never read the files in between. `after` is the identity of a
     file of the set read just before (the last of the older files a command line named): its
     newer siblings are read before `path` too, so a rotation while those were converted loses
-    nothing either.
+    nothing either. `from_end`: the file at `path` is read from its end (what is written from
+    now on), not from its start.
     """
     handle: io.FileIO | None = None
     finished = after  # the file read to its end last: what comes next is newer than it
@@ -213,6 +216,9 @@ def follow_file(
                     stop.wait(poll_interval)
                     continue
                 yield Opened(handle.name if isinstance(handle.name, str) else path)
+                if from_end:
+                    handle.seek(0, os.SEEK_END)
+                    from_end = False
             chunk = handle.read(_CHUNK)
             if chunk:
                 yield from splitter.push(chunk)
@@ -311,15 +317,21 @@ def _next_file(path: str, finished: FileIdentity | None) -> io.FileIO | None:
 _LIST_ATTEMPTS = 8
 
 
-def follow_fd(fd: int, stop: threading.Event, poll_interval: float = POLL_INTERVAL) -> Iterator[bytes | None]:
+def follow_fd(
+    fd: int, stop: threading.Event, poll_interval: float = POLL_INTERVAL, *, head: bytes = b""
+) -> Iterator[bytes | None]:
     """Lines of a pipe or terminal as they come, until its end or until `stop` is set.
 
     Waits with select() so a stop request is seen within `poll_interval` even while no line
     arrives (a blocking read would only return with the next line). Yields None after each
     chunk it has passed on and after each quiet poll: the caller's moment to flush. A last
-    line without `\\n` is passed on at the end of the stream.
+    line without `\\n` is passed on at the end of the stream. `head`: bytes already read
+    from `fd`, which come first.
     """
     splitter = LineSplitter()
+    if head:
+        yield from splitter.push(head)
+        yield None
     while not stop.is_set():
         ready, _, _ = select.select([fd], [], [], poll_interval)
         if not ready:
@@ -333,6 +345,58 @@ def follow_fd(fd: int, stop: threading.Event, poll_interval: float = POLL_INTERV
             return
         yield from splitter.push(chunk)
         yield None
+
+
+def standard_input(fd: int, stop: threading.Event, poll_interval: float = POLL_INTERVAL) -> Iterator[bytes | None]:
+    """Standard input as a live source (`follow_fd`: every line as it comes, None when it has
+    caught up), decompressed first when it is compressed (magic bytes, as `open_source`).
+
+    The first bytes are waited for with the same select() loop, so a silent pipe is a live
+    source from the start: the caller hears of it (None) and a stop request is seen. A
+    compressed input is an archive, read to its end.
+    """
+    head = b""
+    while len(head) < _MAGIC_BYTES:
+        if stop.is_set():
+            return
+        ready, _, _ = select.select([fd], [], [], poll_interval)
+        if not ready:
+            yield None
+            continue
+        chunk = os.read(fd, _CHUNK)
+        if not chunk:
+            break
+        head += chunk
+    for magic, opener in _MAGIC:
+        if head.startswith(magic):
+            raw = cast(io.BufferedReader, io.BufferedReader(cast(io.RawIOBase, _Prefixed(head, fd))))
+            yield from opener(raw)
+            return
+    yield from follow_fd(fd, stop, poll_interval, head=head)
+
+
+_MAGIC_BYTES = 6
+
+
+class _Prefixed(io.RawIOBase):
+    """A file descriptor's bytes after `head`, bytes already read from it."""
+
+    def __init__(self, head: bytes, fd: int) -> None:
+        self._head = head
+        self._fd = fd
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._head:
+            count = min(len(buffer), len(self._head))
+            buffer[:count] = self._head[:count]
+            self._head = self._head[count:]
+            return count
+        data = os.read(self._fd, len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _open_if_there(path: str) -> io.FileIO | None:

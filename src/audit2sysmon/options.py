@@ -53,6 +53,10 @@ class Options:
             with RuleName `-`, as Microsoft's collect-all configuration does (docs/config.md).
         parent_argv0: write only the parent's argv[0] in ParentCommandLine, as Sysmon for
             Linux does, instead of its whole command line (docs/mapping.md).
+        hash_images, proc_parents: live enrichment, for a log read on the host that writes it
+            as it is written (`--plugin`, `--follow`), never for archives (the files have
+            changed since): ProcessCreate's Hashes from the executed file, and a parent the
+            log never showed from /proc (docs/deploy.md).
     """
 
     tz: tzinfo | None = None
@@ -71,6 +75,8 @@ class Options:
     serial_gaps: bool = False
     config: SysmonConfig | str | os.PathLike[str] | None = None
     parent_argv0: bool = False
+    hash_images: bool = False
+    proc_parents: bool = False
 
     def __post_init__(self) -> None:
         if self.input_format not in ("auto", "raw", "interpreted"):

@@ -80,6 +80,7 @@ class FactReader:
         self._on_error = on_error
         self._on_gap = on_gap
         self._gaps = SerialGaps() if options.serial_gaps else None
+        self._exec_files = options.hash_images  # a live host hashes the files an exec ran
         # input_format raw/interpreted: the parser detects the form per line; a line of the
         # other form is rejected rather than read (None: auto, both are read).
         form = options.input_format
@@ -120,15 +121,15 @@ class FactReader:
         events = self.correlator.feed(record)
         if not events:  # most records complete no event
             return []
-        users = self._users
-        return [extract(event, users) for event in events]
+        users, files = self._users, self._exec_files
+        return [extract(event, users, exec_files=files) for event in events]
 
     def flush(self) -> list[EventFacts]:
         """End of input: the facts of every event still open."""
         if self._gaps is not None:
             self._report_gaps(self._gaps.flush())
-        users = self._users
-        return [extract(event, users) for event in self.correlator.flush()]
+        users, files = self._users, self._exec_files
+        return [extract(event, users, exec_files=files) for event in self.correlator.flush()]
 
     def _report_gaps(self, gaps: list[SerialGap]) -> None:
         if self._on_gap is not None:

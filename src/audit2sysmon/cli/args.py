@@ -16,7 +16,7 @@ from ..inputs import expand_directory, order_inputs
 from ..options import SUPPORTED_EVENTS, Options
 from ..sysmon.render import FORMATS
 
-__all__ = ["PROG", "build_parser", "expand_paths", "options_from_args"]
+__all__ = ["PROG", "build_parser", "expand_paths", "is_live", "options_from_args"]
 
 PROG = "audit2sysmon"
 
@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser; docs/cli.md describes every option at length."""
     parser = argparse.ArgumentParser(
         prog=PROG,
+        # `@FILE`: arguments from FILE, one per line: auditd passes a plugin two arguments at most.
+        fromfile_prefix_chars="@",
         description="Convert Linux audit logs (auditd) into Sysmon for Linux events.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -58,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--time-created",
         choices=("event", "now"),
-        default="event",
-        help="TimeCreated: the event's time (default, deterministic) or the conversion time",
+        help="TimeCreated: the event's time (deterministic; the default for files) or the time it "
+        "is written (as Sysmon; the default with --follow and --plugin)",
     )
     out.add_argument(
         "--events",
@@ -129,6 +131,38 @@ def build_parser() -> argparse.ArgumentParser:
         "stop with Ctrl-C or SIGTERM",
     )
     run.add_argument(
+        "--from-end",
+        action="store_true",
+        help="with --follow: start at the end of the followed file (only what is written from now "
+        "on), as a service that restarts must not convert the same events twice",
+    )
+    run.add_argument(
+        "--plugin",
+        action="store_true",
+        help="run as an auditd plugin: read the records auditd sends on standard input "
+        "(format = string) and write each event at once (docs/deploy.md)",
+    )
+    live = parser.add_argument_group("live host")
+    live.add_argument(
+        "--syslog",
+        action="store_true",
+        help="send each event to the local syslog socket as Sysmon for Linux does (ident sysmon, "
+        "user.info), instead of writing lines",
+    )
+    live.add_argument(
+        "--syslog-socket", metavar="PATH", default="/dev/log", help="the syslog socket (default: /dev/log)"
+    )
+    live.add_argument(
+        "--no-hashes",
+        action="store_true",
+        help="with --follow or --plugin: do not hash executed files for ProcessCreate's Hashes",
+    )
+    live.add_argument(
+        "--no-proc-parents",
+        action="store_true",
+        help="with --follow or --plugin: do not read a parent the log never showed from /proc",
+    )
+    run.add_argument(
         "-j",
         "--jobs",
         type=int,
@@ -143,22 +177,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def is_live(args: argparse.Namespace) -> bool:
+    """Whether the command runs as a service on the host whose log it reads, as it is written."""
+    return bool(args.follow or args.plugin)
+
+
 def options_from_args(args: argparse.Namespace) -> Options:
-    """The library `Options` the flags stand for (ConfigError when a value is unusable)."""
+    """The library `Options` the flags stand for (ConfigError when a value is unusable).
+
+    Live (`--follow`, `--plugin`): a child is never held back for its parent, TimeCreated is
+    the time of writing and Execution ProcessID this process's, as Sysmon writes them; lost
+    events are found by their serial numbers; the host hashes executed files and knows
+    parents from /proc (unless turned off)."""
+    live = is_live(args)
     values: dict[str, object] = {
         "hostname": args.hostname,
         "machine_id": args.machine_id,
         "passwd": args.passwd,
         "local_users": not args.no_local_users,
         "input_format": args.input_format,
-        "time_created": args.time_created,
-        "hold_for_parent": not args.follow,
-        "serial_gaps": args.follow,
+        "time_created": args.time_created or ("now" if live else "event"),
+        "hold_for_parent": not live,
+        "serial_gaps": live,
         "config": args.config,
         "parent_argv0": args.parent_argv0,
+        "hash_images": live and not args.no_hashes,
+        "proc_parents": live and not args.no_proc_parents,
+        "execution_pid": os.getpid() if live else 0,
     }
-    if args.follow and args.jobs != 1:
-        raise ConfigError("--follow reads as the file grows, in this process: it takes no --jobs")
+    if live and args.jobs != 1:
+        raise ConfigError("--follow and --plugin read as the log is written, in this process: they take no --jobs")
+    if args.follow and args.plugin:
+        raise ConfigError("--plugin reads standard input as auditd sends it: it takes no --follow")
+    if args.plugin and [name for name in args.files if name != "-"]:
+        raise ConfigError("--plugin reads standard input as auditd sends it: it takes no files")
+    if args.syslog and args.output != "-":
+        raise ConfigError("--syslog sends the events to syslog: it takes no -o")
+
     if args.jobs < 0:
         raise ConfigError(f"--jobs needs a number of worker processes >= 0, not {args.jobs}")
     if args.tz is not None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import BinaryIO, TextIO
+from typing import TextIO
 
 from ..convert import ConversionStats
 from ..errors import Audit2SysmonError, Damage, NotConverted
 from .args import PROG
-from .output import OutputError
+from .output import OutputError, Target
 
 __all__ = ["REPORT_LIMIT", "Progress", "Reporter", "format_stats"]
 
@@ -27,7 +27,7 @@ class Reporter:
     def __init__(
         self,
         say: Callable[[str], None],
-        rejects: BinaryIO | None,
+        rejects: Target | None,
         limit: int = REPORT_LIMIT,
         what: str = "malformed line(s)",
     ) -> None:

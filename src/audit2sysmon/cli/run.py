@@ -1,10 +1,16 @@
 """One run of the command: inputs into one `Converter`, events out, reports, the exit status.
 
 Everything about reading and converting lives in the library (`Converter.feed_input` for
-files, `Converter.stream` for a followed log); this module wires inputs, output, progress,
-signals and reports to it, and keeps the exit status honest: 0 when every input could be
-read (malformed lines do not count), 1 when an input could not be read or the output not
-written, 2 for a usage error. See docs/cli.md.
+files, `Converter.stream` for a followed log or standard input); this module wires inputs,
+output, progress, signals and reports to it, and keeps the exit status honest: 0 when every
+input could be read (malformed lines do not count), 1 when an input could not be read or the
+output not written, 2 for a usage error. See docs/cli.md.
+
+Live (`--follow`, `--plugin`), the command is a service as Sysmon for Linux is: it writes
+Sysmon's own events (configuration, then `Started`; `Stopped` last), stops cleanly on
+SIGTERM or SIGINT (what is complete is written, exit 0), and on SIGHUP reopens its output
+file and reloads its configuration, on SIGUSR1 reopens its output file (logrotate's
+`postrotate`). See docs/deploy.md.
 """
 
 from __future__ import annotations
@@ -24,23 +30,41 @@ from typing import BinaryIO, TextIO
 
 from ..convert import Converter, Opened
 from ..errors import Audit2SysmonError
-from ..inputs import POLL_INTERVAL, FileIdentity, Source, follow_fd, follow_file, open_source, rotation_number
+from ..inputs import (
+    POLL_INTERVAL,
+    FileIdentity,
+    Source,
+    follow_file,
+    open_source,
+    rotation_number,
+    standard_input,
+)
+from ..live.syslog import SyslogSender
 from ..options import Options
 from ..sysmon.config import SysmonConfig, load_config
 from ..sysmon.event import SysmonEvent
 from ..sysmon.render import formatter
-from .args import PROG, build_parser, expand_paths, options_from_args
-from .output import EventWriter, OutputError, open_output, silence_stdout
+from .args import PROG, build_parser, expand_paths, is_live, options_from_args
+from .output import EventWriter, OutputError, SyslogWriter, Target, open_output, silence_stdout
 from .report import Progress, Reporter, format_stats
 
-__all__ = ["IDLE_CLOSE", "Run", "main"]
+__all__ = ["IDLE_CLOSE", "Run", "Signals", "main"]
 
 IDLE_CLOSE = 1.0
-"""Seconds a followed log may stay quiet before the events still open in it are closed.
+"""Seconds a live source may stay quiet before the events still open in it are closed.
 
 auditd writes all records of an event within microseconds, and an exec event closes on its
 PROCTITLE at once; this only releases the rare event that has no closing record."""
 _READ_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
+
+
+class Signals:
+    """What signals asked for, set by their handlers and acted on by the run between lines."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.reopen = False  # SIGHUP, SIGUSR1: the output file again, by its name
+        self.reload = False  # SIGHUP: the configuration again, from its file
 
 
 class Run:
@@ -51,8 +75,8 @@ class Run:
         args: argparse.Namespace,
         converter_options: Options,
         *,
-        out: BinaryIO,
-        rejects: BinaryIO | None,
+        out: Target,
+        rejects: Target | None,
         stdin: BinaryIO,
         err: TextIO,
         poll_interval: float,
@@ -62,12 +86,18 @@ class Run:
         self.err = err
         self.stdin = stdin
         self.status = 0
-        self.stop = threading.Event()
+        self.signals = Signals()
+        self.stop = self.signals.stop
         self.poll_interval = poll_interval
         self.idle_close = idle_close
+        self.live = is_live(args)
         self.progress: Progress | None = None
         self.reporter = Reporter(self.say, rejects)
-        self.writer = EventWriter(out, formatter(args.format, tz=converter_options.tz))
+        self.writer: EventWriter | SyslogWriter = (
+            SyslogWriter(SyslogSender(args.syslog_socket))
+            if args.syslog
+            else EventWriter(out, formatter(args.format, tz=converter_options.tz))
+        )
         # Damage in events that were still converted: reported like malformed lines, not kept.
         self.warner = Reporter(self.say, None, what="warning(s) about damaged events")
         self.conv = Converter(converter_options, on_error=self.reporter, on_warning=self.warner, jobs=args.jobs)
@@ -93,18 +123,22 @@ class Run:
             return self._run(paths)
 
     def _run(self, paths: list[str]) -> int:
-        follow = self.args.follow
-        batch, followed = (paths[:-1], paths[-1]) if follow and paths else (paths, None)
-        self.progress = self._progress_for(batch) if not follow else None
+        live = self.live
+        batch, followed = (paths[:-1], paths[-1]) if live and paths else (paths, None)
+        self.progress = self._progress_for(batch) if not live else None
         done_bytes = 0
         try:
+            if live:
+                self._write_now(self.conv.started())
             for path in batch:
                 if self.stop.is_set():
                     break
-                done_bytes = self._read_file(path, done_bytes)
+                done_bytes = self._read(path, done_bytes)
             if followed is not None and not self.stop.is_set():
                 self._follow(followed, self._set_member_read_before(followed))
             self.writer.write(self.conv.flush())
+            if live:
+                self.writer.write(self.conv.stopped())
             self.writer.flush()
         finally:
             self.conv.close()
@@ -115,6 +149,9 @@ class Run:
         self.warner.summary()
         if self.args.stats:
             print(format_stats(self.conv.stats, self.files_read), file=self.err, end="")
+        if isinstance(self.writer, SyslogWriter) and self.writer.sender.dropped:
+            self.say(f"{PROG}: {self.writer.sender.dropped} event(s) the syslog daemon did not take "
+                     f"({self.writer.sender.path})")
         return self.status
 
     def _progress_for(self, paths: list[str]) -> Progress | None:
@@ -122,15 +159,26 @@ class Run:
             return None
         return Progress(sum(_size(path) for path in paths), self.err)
 
-    def _read_file(self, path: str, done_bytes: int) -> int:
-        """Convert one file into the running conversion; return the bytes done so far."""
+    def _read(self, path: str, done_bytes: int) -> int:
+        """Convert one input into the running conversion; return the bytes done so far.
+
+        Standard input is read as it comes (a pipe from a live producer), unless it is
+        compressed or not a real file descriptor; files are read whole."""
+        if path == "-":
+            fd = _fileno(self.stdin)
+            if fd is not None:
+                self._stream("<stdin>", standard_input(fd, self.stop, self.poll_interval))
+                return done_bytes
+            return self._read_whole(open_source(path, self.stdin), done_bytes)
         try:
             source = open_source(path, self.stdin)
         except OSError as exc:
             self.fail(f"cannot read {path}: {exc.strerror or exc}")
             return done_bytes
-        if path != "-":
-            self.last_opened = (path, source.identity())
+        self.last_opened = (path, source.identity())
+        return self._read_whole(source, done_bytes)
+
+    def _read_whole(self, source: Source, done_bytes: int) -> int:
         try:
             self._write(self.conv.feed_input(source.lines, source.name), source, done_bytes)
             self.files_read += 1
@@ -159,23 +207,57 @@ class Run:
         return last[1]
 
     def _follow(self, path: str, after: FileIdentity | None) -> None:
-        """Read `path` (or stdin) as it grows until SIGINT/SIGTERM; flush when caught up."""
-        lines: Iterator[bytes | Opened | None]
+        """Read `path` (or standard input) as it grows until a signal stops it."""
         if path == "-":
-            name, lines = "<stdin>", follow_fd(self.stdin.fileno(), self.stop, self.poll_interval)
-        else:
-            if not os.path.exists(path):
-                self.say(f"{PROG}: {path} does not exist yet; waiting for it")
-            name, lines = path, follow_file(path, self.stop, self.poll_interval, after=after)
+            self._read("-", 0)
+            return
+        if not os.path.exists(path):
+            self.say(f"{PROG}: {path} does not exist yet; waiting for it")
+        lines = follow_file(path, self.stop, self.poll_interval, after=after, from_end=self.args.from_end)
+        self._stream(path, lines)
+
+    def _stream(self, name: str, lines: Iterator[bytes | Opened | None]) -> None:
+        """Convert a live source: what is final is written out each time the source has caught
+        up (an empty list from `Converter.stream`); between lines, act on signals."""
         writer = self.writer
         try:
             for events in self.conv.stream(lines, name, idle_close=self.idle_close):
                 writer.write(events)
-                if not events:  # caught up: what is final goes out now
+                if not events:
                     writer.flush()
+                    self._on_signals()
             self.files_read += 1
-        except OSError as exc:
-            self.fail(f"cannot follow {name}: {exc.strerror or exc}")
+        except _READ_ERRORS as exc:
+            self.fail(f"{name}: read error after line {self.conv.input_lines}: {exc}")
+
+    def _write_now(self, events: list[SysmonEvent]) -> None:
+        self.writer.write(events)
+        self.writer.flush()
+
+    def _on_signals(self) -> None:
+        """SIGHUP: reload the configuration, reopen the output; SIGUSR1: reopen the output."""
+        signals = self.signals
+        if signals.reopen:  # first: what follows (a reload's EventID 16) goes to the new file
+            signals.reopen = False
+            self.writer.reopen()
+        if signals.reload:
+            signals.reload = False
+            self._reload()
+
+    def _reload(self) -> None:
+        """The configuration file again; one that cannot be used now leaves the old one in
+        force (a service must not stop over a bad edit), and says why."""
+        path = self.args.config
+        config: SysmonConfig | None = None
+        if path is not None:
+            try:
+                config = load_config(path)
+            except Audit2SysmonError as exc:
+                self.say(f"{PROG}: configuration not reloaded, the previous one stays in force: {exc}")
+                return
+            for warning in config.warnings:
+                self.say(f"{PROG}: {path}: warning: {warning}")
+        self._write_now(self.conv.reload(config))
 
 
 def main(
@@ -204,11 +286,12 @@ def main(
     if isinstance(options.config, SysmonConfig):
         for warning in options.config.warnings:
             print(f"{PROG}: {options.config.path}: warning: {warning}", file=err)
-    paths, problems = expand_paths(args.files)
+    paths, problems = expand_paths(["-"] if args.plugin else args.files)
+    live = is_live(args)
     with ExitStack() as stack:
         try:
-            out = open_output(stack, args.output, sys.stdout.buffer)
-            rejects = open_output(stack, args.rejects, None) if args.rejects else None
+            out = open_output(stack, args.output, sys.stdout.buffer, append=live)
+            rejects = open_output(stack, args.rejects, None, append=live) if args.rejects else None
         except OSError as exc:
             print(f"{PROG}: cannot write {exc.filename}: {exc.strerror}", file=err)
             return 1
@@ -230,7 +313,7 @@ def main(
         for problem in problems:
             run.fail(problem)
         try:
-            with _stop_on_signals(run.stop, enabled=args.follow):
+            with _handle_signals(run.signals, enabled=live):
                 return run.run(paths)
         except OutputError as exc:
             cause = exc.__cause__
@@ -253,8 +336,17 @@ def check_config(path: str, out: TextIO, err: TextIO) -> int:
     except Audit2SysmonError as exc:
         print(f"{PROG}: {exc}", file=err)
         return 2
-    print(config.describe(), file=out, end="" if config.describe().endswith("\n") else "\n")
+    text = config.describe()
+    print(text, file=out, end="" if text.endswith("\n") else "\n")
     return 0
+
+
+def _fileno(stream: BinaryIO) -> int | None:
+    """The file descriptor under `stream`, None for an in-memory stream."""
+    try:
+        return stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _size(path: str) -> int:
@@ -285,16 +377,24 @@ def _collector_for_batches() -> Iterator[None]:
 
 
 @contextmanager
-def _stop_on_signals(stop: threading.Event, *, enabled: bool) -> Iterator[None]:
-    """While following, SIGINT and SIGTERM ask for a clean stop (flush, exit 0)."""
+def _handle_signals(signals: Signals, *, enabled: bool) -> Iterator[None]:
+    """While live: SIGINT and SIGTERM ask for a clean stop (write what is complete, exit 0),
+    SIGHUP for a reload and a reopened output, SIGUSR1 for a reopened output."""
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+    def stop(signum: int, frame: FrameType | None) -> None:
+        signals.stop.set()
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    def hangup(signum: int, frame: FrameType | None) -> None:
+        signals.reload = signals.reopen = True
+
+    def rotate(signum: int, frame: FrameType | None) -> None:
+        signals.reopen = True
+
+    handlers = {signal.SIGINT: stop, signal.SIGTERM: stop, signal.SIGHUP: hangup, signal.SIGUSR1: rotate}
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
         yield
     finally:

@@ -73,7 +73,9 @@ class Abend(NamedTuple):
 
 
 class Exec(NamedTuple):
-    """What only a successful execve/execveat adds to its actor."""
+    """What only a successful execve/execveat adds to its actor. `files`: the (device, inode)
+    of the files its PATH records name (the program, a script's interpreter, the loader), read
+    only when asked (a live host hashes the program: `extract(…, exec_files=True)`)."""
 
     ppid: int | None
     ses: int | None
@@ -81,6 +83,7 @@ class Exec(NamedTuple):
     command_line: str
     argv0: str
     cwd: str | None
+    files: tuple[tuple[str, str], ...] = ()
 
 
 class NewSocket(NamedTuple):
@@ -171,8 +174,9 @@ class EventFacts(NamedTuple):
     failure: str | None = None
 
 
-def extract(event: AuditEvent, users: UserDb) -> EventFacts:
-    """The facts of `event`; `users` turns `ausearch -i` names into uids and uids into names."""
+def extract(event: AuditEvent, users: UserDb, *, exec_files: bool = False) -> EventFacts:
+    """The facts of `event`; `users` turns `ausearch -i` names into uids and uids into names;
+    `exec_files` reads the files an exec's PATH records name (`Exec.files`)."""
     syscalls = event.all(SYSCALL)
     first = syscalls[0] if syscalls else None
     title: str | None = None
@@ -186,7 +190,7 @@ def extract(event: AuditEvent, users: UserDb) -> EventFacts:
         extras = _extras(event, users)
         if first is not None:
             call = call_of(event, first)
-            syscall = _syscall(event, first, call, users, title, title_argv0)
+            syscall = _syscall(event, first, call, users, title, title_argv0, exec_files)
     except Exception as exc:
         failure = repr(exc)
     execs: tuple[SourceLocation | None, ...] = ()
@@ -251,7 +255,13 @@ def _actor(rec: Record, users: UserDb) -> Actor | None:
 
 
 def _syscall(
-    event: AuditEvent, rec: Record, call: Call, users: UserDb, title: str | None, title_argv0: str | None
+    event: AuditEvent,
+    rec: Record,
+    call: Call,
+    users: UserDb,
+    title: str | None,
+    title_argv0: str | None,
+    exec_files: bool,
 ) -> Syscall | None:
     actor = _actor(rec, users)
     if actor is None:
@@ -268,6 +278,7 @@ def _syscall(
             command_line,
             argv0,
             cwd_of(event),
+            _files(event) if exec_files else (),
         )
         return Syscall(actor, name, True, call.exit_code(), execed)
     detail: Detail | None = None
@@ -288,6 +299,16 @@ def _syscall(
             _relative_to_cwd(call, spec, learning=False),
         )
     return Syscall(actor, name, success, call.exit_code(), detail, files)
+
+
+def _files(event: AuditEvent) -> tuple[tuple[str, str], ...]:
+    """(device, inode) of every PATH record that names a file rather than its directory."""
+    found: list[tuple[str, str]] = []
+    for rec in event.all(PATH):
+        dev, inode = rec.text("dev"), rec.text("inode")
+        if dev is not None and inode is not None and rec.text("nametype") != "PARENT":
+            found.append((dev, inode))
+    return tuple(found)
 
 
 def _ptrace(event: AuditEvent, call: Call, users: UserDb) -> Ptrace:

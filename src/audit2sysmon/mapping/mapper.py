@@ -33,12 +33,14 @@ from typing import NamedTuple
 from ..errors import ConversionError, NotConverted
 from ..options import Options
 from ..sysmon.config import SysmonConfig
+from ..sysmon.config.manifest import DEFAULT_HASHES
 from ..sysmon.event import SysmonEvent, format_utc_time, make_event, written_values
 from ..sysmon.guid import ZERO_GUID, logon_guid, sysmon_guid
 from . import sockaddr
 from .calls import EINPROGRESS
 from .facts import Actor, EventFacts, Exec, Login, NewSocket, Opened, Ptrace, SocketUse, Syscall
 from .guids import event_key, machine_id_from_node
+from .host import Host
 from .paths import PathItem, PathResolver
 from .sockaddr import SocketAddress, SocketInfo, SocketTable
 from .syscalls import SYSCALLS, CallKind
@@ -96,7 +98,11 @@ class Mapper:
     have extracted (`--jobs`).
     """
 
-    def __init__(self, options: Options, users: UserDb, table: ProcessTable | None = None) -> None:
+    def __init__(
+        self, options: Options, users: UserDb, table: ProcessTable | None = None, host: Host | None = None
+    ) -> None:
+        """`host`: the live host the log comes from, asked for what only it knows (Hashes, a
+        parent that started before auditing did) when `options` ask for it."""
         self.options = options
         self.users = users
         self.table = table if table is not None else ProcessTable()
@@ -112,10 +118,19 @@ class Mapper:
         self._seq = 0
         self._hostname = options.hostname_or_default()
         self._config = options.sysmon_config()
+        self._hashing = host if host is not None and options.hash_images else None
+        self._proc = host if host is not None and options.proc_parents else None
 
     def reconfigure(self, config: SysmonConfig | None) -> None:
         """Apply `config` to the events released from now on (a reload: SIGHUP)."""
         self._config = config
+
+    def service(self, event_id: int, values: dict[str, str], msec: int) -> list[SysmonEvent]:
+        """A service event (EventID 4 state, 16 configuration) at `msec`, behind every event
+        before it; never filtered (Sysmon does not filter them either)."""
+        self._seq += 1
+        self._outbox.append(_Queued(event_id, values, None, self._hostname, msec, -1, False, self._seq))
+        return self._release(msec, force=False)
 
     # -- input ---------------------------------------------------------------------------
 
@@ -244,14 +259,14 @@ class Mapper:
             "LogonId": str(uid & 0xFFFF) if uid is not None else "-",
             "TerminalSessionId": str(ses if ses is not None else UNSET_ID),
             "IntegrityLevel": "no level",
-            "Hashes": "-",
+            "Hashes": self._image_hashes(actor.image, execed.files),
             "ParentProcessId": str(ppid) if ppid is not None else "-",
         }
         self.table.put(node, Process(pid, guid, actor.image, execed.command_line, execed.argv0, uid, msec, "exec"))
         if 1 not in self.options.events:
             return NotConverted.NOT_SELECTED
         pending = _Queued(1, values, node, computer, msec, ppid if ppid is not None else -1, False, self._seq)
-        parent = self.table.get(node, ppid) if ppid is not None else None
+        parent = self._parent(node, ppid, msec) if ppid is not None else None
         if parent is not None or ppid is None or not self.options.hold_for_parent:
             self._set_parent(pending, parent)
         else:
@@ -260,6 +275,30 @@ class Mapper:
             self._waiting.setdefault((node, ppid), deque()).append(pending)
         self._outbox.append(pending)
         return None
+
+    def _image_hashes(self, image: str | None, files: tuple[tuple[str, str], ...]) -> str:
+        """Hashes of the executed file, read on the live host; `-` otherwise (a log converter
+        does not have the file)."""
+        if self._hashing is None or image is None:
+            return "-"
+        config = self._config
+        return self._hashing.image_hashes(image, files, config.hash_algorithms if config else DEFAULT_HASHES)
+
+    def _parent(self, node: str | None, ppid: int, msec: int) -> Process | None:
+        """The parent's identity: the table's, else (on a live host) the running process of
+        that pid, if it started before the child did (else the pid was reused since)."""
+        parent = self.table.get(node, ppid)
+        if parent is not None or self._proc is None or not self._proc.is_local(node):
+            return parent
+        found = self._proc.process(ppid)
+        if found is None or found.start_msec > msec:
+            return None
+        start = found.start_msec
+        guid = sysmon_guid(self._machine_id(node or self._hostname), start // 1000, event_key(node, start, 0, ppid))
+        return self.table.put(
+            node,
+            Process(ppid, guid, found.image, found.command_line, found.argv0, found.uid, found.start_msec, "host"),
+        )
 
     def _set_parent(self, pending: _Queued, parent: Process | None) -> None:
         values = pending.values
@@ -498,8 +537,9 @@ class Mapper:
             if rule is None:
                 self.stats.filtered[event_id] += 1
                 return None
-            self.stats.rule_names[rule] += 1
-            written["RuleName"] = rule
+            if "RuleName" in written:  # Sysmon's own events (4, 16) have none
+                self.stats.rule_names[rule] += 1
+                written["RuleName"] = rule
             if config.field_sizes:  # cut after deciding, as Sysmon does
                 written = {name: config.cut(event_id, name, value) for name, value in written.items()}
             values = written

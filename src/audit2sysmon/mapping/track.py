@@ -19,7 +19,7 @@ from typing import Literal
 
 __all__ = ["Origin", "Process", "ProcessTable"]
 
-Origin = Literal["exec", "observed", "fork"]
+Origin = Literal["exec", "observed", "fork", "host"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +27,9 @@ class Process:
     """What is known of one program run by one pid (an identity, not a pid).
 
     `guid` is the Sysmon ProcessGuid of this identity; `origin` says how it was learned:
-    `exec` (its ProcessCreate is in the log), `observed` (seen doing something else first)
-    or `fork` (a child that has not exec'd yet and still runs its parent's image).
+    `exec` (its ProcessCreate is in the log), `observed` (seen doing something else first),
+    `fork` (a child that has not exec'd yet and still runs its parent's image) or `host`
+    (read from the live host's /proc: a parent that started before auditing did).
     `argv0` is the first argument of its command line (Sysmon's ParentCommandLine holds only
     that).
     """

@@ -21,6 +21,7 @@ __all__ = [
     "PROVIDER_GUID",
     "PROVIDER_NAME",
     "SCHEMAS",
+    "SCHEMA_VERSION",
     "SECURITY_USER_ID",
     "EventSchema",
 ]
@@ -32,6 +33,8 @@ SECURITY_USER_ID = "0"  # Sysmon's geteuid(): it runs as root
 KEYWORDS = "0x8000000000000000"
 NO_VALUE = "-"
 """What Sysmon writes for an empty or missing value."""
+SCHEMA_VERSION = "4.90"
+"""The manifest schema of the events written (Sysmon for Linux 1.5), EventID 4's SchemaVersion."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,9 @@ class SysmonConfig:
         hash_algorithms: what ProcessCreate's Hashes holds, in Sysmon's order (SHA1, MD5,
             SHA256, IMPHASH); SHA256 alone when the file does not say.
         field_sizes: `<FieldSizes>`: field name → size in bytes (see `cut`).
-        sha256: hex SHA-256 of the file's bytes, for EventID 16's ConfigurationFileHash.
+        sha256: hex SHA-256 of the file's bytes.
+        file_hashes: the file's hashes as EventID 16's ConfigurationFileHash writes them
+            (`MD5=…,SHA256=…` by `hash_algorithms`; `-` without a file).
         warnings: what the file asks for that converted audit logs cannot honour, one
             sentence each.
         rules: the rule sets of each EventID, in file order (see `model.RuleSet`).
@@ -44,6 +46,7 @@ class SysmonConfig:
     hash_algorithms: tuple[str, ...]
     field_sizes: Mapping[str, int]
     sha256: str
+    file_hashes: str
     warnings: tuple[str, ...]
     rules: Mapping[int, tuple[RuleSet, ...]]
     plans: Mapping[int, EventPlan] = field(repr=False, compare=False)
@@ -57,6 +60,7 @@ class SysmonConfig:
         hash_algorithms: tuple[str, ...],
         field_sizes: Mapping[str, int],
         sha256: str,
+        file_hashes: str,
         warnings: tuple[str, ...],
         rule_sets: tuple[RuleSet, ...],
     ) -> SysmonConfig:
@@ -74,6 +78,7 @@ class SysmonConfig:
             hash_algorithms,
             MappingProxyType(dict(field_sizes)),
             sha256,
+            file_hashes,
             warnings,
             MappingProxyType(rules),
             MappingProxyType(plans),
@@ -124,6 +129,7 @@ def _log_everything() -> SysmonConfig:
         hash_algorithms=DEFAULT_HASHES,
         field_sizes={},
         sha256="",
+        file_hashes="-",
         warnings=(),
         rule_sets=rule_sets,
     )

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from ...errors import ConfigError
+from ..hashes import hashes_text
 from .conditions import CONDITION_NAMES, condition_named, fold
 from .config import SysmonConfig
 from .manifest import (
@@ -78,7 +79,7 @@ def load_config(source: str | os.PathLike[str] | bytes, *, path: str | None = No
             path=path, line=line, column=column,
         )  # fmt: skip
     root = _parse(text, path)
-    return _Reader(path).read(root, hashlib.sha256(data).hexdigest())
+    return _Reader(path).read(root, data)
 
 
 def _too_large(size: int) -> str:
@@ -179,7 +180,7 @@ class _Reader:
         if message not in self.warnings:
             self.warnings.append(message)
 
-    def read(self, root: etree._Element, sha256: str) -> SysmonConfig:
+    def read(self, root: etree._Element, data: bytes) -> SysmonConfig:
         if root.tag != "Sysmon":
             raise self.fail(root, f"the root element must be <Sysmon>, not <{root.tag}>")
         self.attributes(root, ("schemaversion",))
@@ -213,7 +214,8 @@ class _Reader:
             schema_version=schema_version,
             hash_algorithms=hash_algorithms,
             field_sizes=field_sizes,
-            sha256=sha256,
+            sha256=hashlib.sha256(data).hexdigest(),
+            file_hashes=hashes_text(data, hash_algorithms),
             warnings=tuple(self.warnings),
             rule_sets=tuple(rule_sets),
         )
