@@ -22,6 +22,7 @@ import os
 import re
 import select
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, cast
@@ -30,6 +31,7 @@ from .convert import Opened
 
 __all__ = [
     "POLL_INTERVAL",
+    "READ_ERRORS",
     "FileIdentity",
     "LineSplitter",
     "Source",
@@ -37,9 +39,12 @@ __all__ = [
     "follow_fd",
     "follow_file",
     "identity",
+    "is_audit_log",
     "newer_siblings",
     "open_source",
+    "open_stream",
     "order_inputs",
+    "read_error",
     "rotation_number",
     "standard_input",
 ]
@@ -93,22 +98,40 @@ class Source:
 def open_source(path: str, stdin: BinaryIO | None = None) -> Source:
     """Open `path` (or `stdin` when path is `-`), decompressing by magic bytes.
 
-    Raises OSError when the file cannot be opened; a damaged compressed stream raises
-    (OSError, EOFError, lzma.LZMAError) later, while it is read.
+    Raises OSError when the file cannot be opened; a damaged compressed stream raises one of
+    `READ_ERRORS` later, while it is read.
     """
     if path == "-":
         if stdin is None:
             raise ValueError("path '-' needs the stdin stream")
-        raw = stdin if isinstance(stdin, io.BufferedReader) else io.BufferedReader(cast(io.RawIOBase, stdin))
-        name = "<stdin>"
-    else:
-        raw = open(path, "rb")  # noqa: SIM115 - owned by the Source, closed by Source.close
-        name = path
+        return open_stream(stdin, "<stdin>")
+    return open_stream(open(path, "rb"), path)
+
+
+def open_stream(stream: BinaryIO, name: str) -> Source:
+    """An input already open (a file's bytes held in memory, a pipe), decompressed by its
+    magic bytes as `open_source` does; read as a stream (never expanded whole)."""
+    raw = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(cast(io.RawIOBase, stream))
     head = raw.peek(6)[:6]
     for magic, opener in _MAGIC:
         if head.startswith(magic):
             return Source(name, opener(raw), raw)
     return Source(name, raw, raw)
+
+
+READ_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
+"""What reading a damaged input raises (a truncated gzip member, a bad xz block, I/O)."""
+
+
+def read_error(name: str, lines_read: int, error: Exception) -> str:
+    """How the command (and a fleet's per-host report) says that an input ended early."""
+    return f"{name}: read error after line {lines_read}: {error}"
+
+
+def is_audit_log(path: str) -> bool:
+    """Whether `path` names a member of an audit.log rotated set (`audit.log`, `audit.log.N`,
+    `audit.log.N.gz|bz2|xz`): the files the command reads from a folder."""
+    return rotation_number(os.path.basename(path))[0] == _BASE_NAME
 
 
 def rotation_number(path: str) -> tuple[str, int]:
@@ -142,11 +165,7 @@ def order_inputs(paths: Iterable[str]) -> list[str]:
 
 def expand_directory(directory: str) -> list[str]:
     """The audit.log files of a log directory (`audit.log`, `audit.log.N[.gz|.bz2|.xz]`)."""
-    names = [
-        name
-        for name in os.listdir(directory)
-        if name == _BASE_NAME or rotation_number(name)[0] == _BASE_NAME
-    ]
+    names = [name for name in os.listdir(directory) if is_audit_log(name)]
     paths = [os.path.join(directory, name) for name in sorted(names)]
     return [path for path in paths if os.path.isfile(path)]
 

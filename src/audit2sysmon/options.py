@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Literal
@@ -33,7 +34,8 @@ class Options:
         tz: zone of `ausearch -i` timestamps and of the syslog header; None = this machine's.
         hostname: Computer for records without `node=`; None = this machine's short name.
         machine_id: the 32-bit machine part of every GUID; None = derived from the node name.
-        passwd: a passwd(5) file of the host that wrote the log, for uid → name.
+        passwd: a passwd(5) file of the host that wrote the log, for uid → name (or its
+            entries, uid → name, read elsewhere: `mapping.users.parse_passwd`).
         local_users: also ask this machine's account database (as `ausearch -i` does).
         input_format: `auto` detects raw or interpreted text per line.
         max_open_events / max_event_age_ms: the correlation window (events and log-time ms).
@@ -62,7 +64,7 @@ class Options:
     tz: tzinfo | None = None
     hostname: str | None = None
     machine_id: int | None = None
-    passwd: str | os.PathLike[str] | None = None
+    passwd: str | os.PathLike[str] | Mapping[int, str] | None = None
     local_users: bool = True
     input_format: InputFormat = "auto"
     max_open_events: int = DEFAULT_MAX_OPEN

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import argparse
 import gc
-import lzma
 import os
 import signal
 import sys
 import threading
-import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from types import FrameType
@@ -32,10 +30,12 @@ from ..convert import Converter, Opened
 from ..errors import Audit2SysmonError
 from ..inputs import (
     POLL_INTERVAL,
+    READ_ERRORS,
     FileIdentity,
     Source,
     follow_file,
     open_source,
+    read_error,
     rotation_number,
     standard_input,
 )
@@ -55,7 +55,6 @@ IDLE_CLOSE = 1.0
 
 auditd writes all records of an event within microseconds, and an exec event closes on its
 PROCTITLE at once; this only releases the rare event that has no closing record."""
-_READ_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
 
 
 class Signals:
@@ -182,8 +181,8 @@ class Run:
         try:
             self._write(self.conv.feed_input(source.lines, source.name), source, done_bytes)
             self.files_read += 1
-        except _READ_ERRORS as exc:
-            self.fail(f"{source.name}: read error after line {self.conv.input_lines}: {exc}")
+        except READ_ERRORS as exc:
+            self.fail(read_error(source.name, self.conv.input_lines, exc))
         finally:
             position = source.position() if self.progress is not None else 0
             source.close()
@@ -227,8 +226,8 @@ class Run:
                     writer.flush()
                     self._on_signals()
             self.files_read += 1
-        except _READ_ERRORS as exc:
-            self.fail(f"{name}: read error after line {self.conv.input_lines}: {exc}")
+        except READ_ERRORS as exc:
+            self.fail(read_error(name, self.conv.input_lines, exc))
 
     def _write_now(self, events: list[SysmonEvent]) -> None:
         self.writer.write(events)

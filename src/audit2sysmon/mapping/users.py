@@ -11,31 +11,36 @@ from __future__ import annotations
 
 import os
 import pwd
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 
-__all__ = ["UNSET_ID", "UserDb", "read_passwd"]
+__all__ = ["UNSET_ID", "UserDb", "parse_passwd", "read_passwd"]
 
 UNSET_ID = 4294967295
 
 
 def read_passwd(path: str | os.PathLike[str]) -> dict[int, str]:
     """uid → name from a passwd(5) file; later duplicates do not override earlier lines."""
-    names: dict[int, str] = {}
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as handle:
-            for lineno, line in enumerate(handle, 1):
-                if not line.strip() or line.startswith("#"):
-                    continue
-                parts = line.rstrip("\n").split(":")
-                if len(parts) < 3 or not parts[2].isdecimal():
-                    raise ConfigError(
-                        "not a passwd line (name:password:uid:…)", path=os.fspath(path), line=lineno
-                    )
-                names.setdefault(int(parts[2]), parts[0])
+            return parse_passwd(handle, os.fspath(path))
     except OSError as exc:
         raise ConfigError(f"cannot read passwd file: {exc.strerror}", path=os.fspath(path)) from exc
+
+
+def parse_passwd(lines: Iterable[str], path: str) -> dict[int, str]:
+    """uid → name from the lines of a passwd(5) file read elsewhere (a fleet's files read by
+    Spark); `path` names it in errors."""
+    names: dict[int, str] = {}
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.rstrip("\n").split(":")
+        if len(parts) < 3 or not parts[2].isdecimal():
+            raise ConfigError("not a passwd line (name:password:uid:…)", path=path, line=lineno)
+        names.setdefault(int(parts[2]), parts[0])
     return names
 
 
@@ -49,8 +54,10 @@ class UserDb:
     _uids: dict[str, int | None] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_options(cls, passwd: str | os.PathLike[str] | None, local: bool) -> UserDb:
-        """Build from the CLI/API options (`--passwd FILE`, `--no-local-users`)."""
+    def from_options(cls, passwd: str | os.PathLike[str] | Mapping[int, str] | None, local: bool) -> UserDb:
+        """Build from the CLI/API options (`--passwd FILE` or uid → name entries, `--no-local-users`)."""
+        if isinstance(passwd, Mapping):
+            return cls(dict(passwd), local)
         return cls(read_passwd(passwd) if passwd is not None else {}, local)
 
     def name(self, uid: int) -> str:
