@@ -34,7 +34,7 @@ def following_options(pid: int) -> Options:
     """The options the CLI builds for FOLLOW in process `pid`: no holding back for parents,
     serial gaps checked, this process's pid in Execution, and the two service events (16, 4)
     ahead of the log's events."""
-    return Options.from_kwargs(**API, hold_for_parent=False, serial_gaps=True, execution_pid=pid, first_record_id=3)
+    return Options.from_kwargs(**API, hold_events=False, serial_gaps=True, execution_pid=pid, first_record_id=3)
 
 
 def library_output(lines: list[bytes], pid: int | None = None) -> tuple[bytes, bytes]:

@@ -179,6 +179,6 @@ def test_parent_seen_only_later_is_waited_for():
     ]
     held = list(convert(lines, hostname="h", machine_id="01020304", local_users=False))
     assert "/usr/bin/dad" == held[0].get("ParentImage")
-    live = list(convert(lines, hostname="h", machine_id="01020304", local_users=False, hold_for_parent=False))
+    live = list(convert(lines, hostname="h", machine_id="01020304", local_users=False, hold_events=False))
     assert "-" == live[0].get("ParentImage")
     assert ZERO_GUID == live[0].get("ParentProcessGuid")

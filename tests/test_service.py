@@ -146,7 +146,7 @@ def test_plugin_streams_events_and_writes_sysmon_s_own_events(tmp_path):
         proc.stdin.write(b"this is not an audit record\n")  # a plugin never exits on bad input
         proc.stdin.write(b"".join(lines[half:]))
         proc.stdin.flush()
-        expected = [json.loads(e.to_json())["Event"]["EventData"] for e in convert(lines, **_api(), hold_for_parent=False)]
+        expected = [json.loads(e.to_json())["Event"]["EventData"] for e in convert(lines, **_api(), hold_events=False)]
         wait_for(lambda: len(events(out)) >= 2 + len(expected), "every event")
         assert proc.poll() is None
         status, err = stop(proc)

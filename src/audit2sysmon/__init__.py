@@ -18,6 +18,7 @@ from .errors import (
     Damage,
     NotConverted,
     ParseError,
+    Unresolved,
 )
 from .options import Options
 from .sysmon.event import SysmonEvent
@@ -44,6 +45,7 @@ __all__ = [
     "Options",
     "ParseError",
     "SysmonEvent",
+    "Unresolved",
     "__version__",
     "build",
     "convert",

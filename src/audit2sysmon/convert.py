@@ -23,7 +23,7 @@ from ._pipeline.reader import ErrorHandler, FactReader, ReadStats
 from ._version import __version__
 from .audit.records import SourceLocation, Stamp
 from .audit.serials import SerialGap
-from .errors import ConfigError, ConversionWarning, Damage, NotConverted
+from .errors import ConfigError, ConversionWarning, Damage, NotConverted, Unresolved
 from .live.host import LocalHost
 from .mapping.facts import EventFacts
 from .mapping.mapper import Applied, Mapper, MapperStats
@@ -59,7 +59,9 @@ class ConversionStats:
     their records show damage (cut, lost, late or duplicated records), by `Damage` kind; each
     one was also reported to the converter's `on_warning` with file and line. `lost_events`
     counts audit events that never reached the log, by the serial numbers they skipped (only
-    with `Options.serial_gaps`); each gap is one warning. With a Sysmon configuration,
+    with `Options.serial_gaps`); each gap is one warning. `unresolved` counts the events written
+    with a value the log did not hold (an unknown parent, protocol or directory), by which
+    (docs/mapping.md says what is written for each). With a Sysmon configuration,
     `filtered` counts the events it dropped, by EventID (a dropped ProcessCreate's exec is also
     under `NotConverted.FILTERED`), and `rule_names` the events it logged, by RuleName.
 
@@ -79,6 +81,7 @@ class ConversionStats:
     exec_rejected: Counter[NotConverted] = field(default_factory=Counter)
     damaged: Counter[Damage] = field(default_factory=Counter)
     lost_events: int = 0
+    unresolved: Counter[Unresolved] = field(default_factory=Counter)
     filtered: Counter[int] = field(default_factory=Counter)
     rule_names: Counter[str] = field(default_factory=Counter)
 
@@ -175,7 +178,7 @@ class Converter:
         return ConversionStats(
             read.lines, read.records, read.skipped, read.rejected, Counter(read.reasons),
             own.events, own.exec_syscalls, mapped.process_create, own.written,
-            exec_rejected, Counter(own.damaged), own.lost_events,
+            exec_rejected, Counter(own.damaged), own.lost_events, Counter(mapped.unresolved),
             Counter(mapped.filtered), Counter(mapped.rule_names),
         )  # fmt: skip
 

@@ -21,6 +21,7 @@ __all__ = [
     "Damage",
     "NotConverted",
     "ParseError",
+    "Unresolved",
 ]
 
 
@@ -105,6 +106,14 @@ class NotConverted(_Reason):
     FILTERED = "dropped by the Sysmon configuration's rules"
     NO_PID = "SYSCALL record without a usable pid"
     INTERNAL = "internal error (bug) in the map stage"
+
+
+class Unresolved(_Reason):
+    """A value the log did not hold, written as docs/mapping.md defines for "unknown"."""
+
+    PARENT = "ProcessCreate parent the log never showed: Parent* fields -"
+    PROTOCOL = "NetworkConnect Protocol unknown (no socket() record, no use that tells): -"
+    DIRECTORY = "file name in a directory the log never showed: <unknown directory>/name"
 
 
 class ConversionWarning(Audit2SysmonError):

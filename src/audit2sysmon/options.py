@@ -39,8 +39,9 @@ class Options:
         local_users: also ask this machine's account database (as `ausearch -i` does).
         input_format: `auto` detects raw or interpreted text per line.
         max_open_events / max_event_age_ms: the correlation window (events and log-time ms).
-        hold_for_parent: hold a child back (within the window) until its parent is known;
-            off when following a live log, where latency matters more.
+        hold_events: hold an event back (within the window) until what it names is known:
+            a child's parent, the directory of a file named through a directory fd; off when
+            following a live log, where latency matters more.
         time_created: `event` writes the event time as TimeCreated (deterministic output),
             `now` the conversion time, as Sysmon itself does.
         first_record_id: EventRecordID of the first event written.
@@ -69,7 +70,7 @@ class Options:
     input_format: InputFormat = "auto"
     max_open_events: int = DEFAULT_MAX_OPEN
     max_event_age_ms: int = DEFAULT_MAX_AGE_MS
-    hold_for_parent: bool = True
+    hold_events: bool = True
     time_created: TimeCreated = "event"
     first_record_id: int = 1
     execution_pid: int = 0

@@ -2,8 +2,8 @@
 
 A private auditd (its own config, log file and empty plugin directory in a temporary directory)
 owns the audit socket for the length of one capture; execve/execveat rules for both ABIs and
-the rules of the other Sysmon events (exit, file create/delete, block device reads, sockets) are
-added, a loop device is attached for the block read, the workload runs, a marker exec tells when auditd has written everything, and then the
+the rules of the other Sysmon events (exit, file create/delete, block device reads, sockets,
+datagrams, SIGKILL) are added, a loop device is attached for the block read, the workload runs, a marker exec tells when auditd has written everything, and then the
 rules, the enabled flag, the backlog limit and auditd itself are put back as they were, whatever
 happened in between (``PrivateAuditd`` is a context manager; the pytest fixture uses it).
 
@@ -55,6 +55,11 @@ RULES += [
     [*_B64, "-S", "accept,accept4", "-F", "success=1", "-k", RULE_KEY],
     [*_B64, "-S", "ptrace", "-F", "a0=0x10", "-F", "success=1", "-k", RULE_KEY],
     [*_B64, "-S", "ptrace", "-F", "a0=0x4206", "-F", "success=1", "-k", RULE_KEY],
+    # The optional rules of the example file: UDP datagrams with an inet address, and SIGKILL.
+    *([*_B64, "-S", calls, "-F", f"saddr_fam={family}", "-F", "success=1", "-k", RULE_KEY]
+      for calls in ("sendto,sendmsg,sendmmsg", "recvfrom,recvmsg,recvmmsg") for family in (2, 10)),
+    [*_B64, "-S", "kill,tkill", "-F", "a1=9", "-F", "success=1", "-k", RULE_KEY],
+    [*_B64, "-S", "tgkill", "-F", "a2=9", "-F", "success=1", "-k", RULE_KEY],
 ]
 LOOP_IMAGE_BYTES = 1 << 20
 # (LC_ALL, TZ) pairs of the ``ausearch -i`` forms, as in the corpus' interpreted-*.txt files.

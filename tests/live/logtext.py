@@ -150,12 +150,14 @@ def login_times(lines: list[bytes]) -> dict[int, int]:
 X86_64_SYSCALLS = {
     231: "exit_group", 2: "open", 257: "openat", 437: "openat2", 85: "creat", 87: "unlink",
     263: "unlinkat", 41: "socket", 49: "bind", 42: "connect", 43: "accept", 288: "accept4", 101: "ptrace",
+    44: "sendto", 45: "recvfrom", 46: "sendmsg", 47: "recvmsg", 62: "kill", 200: "tkill", 234: "tgkill",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Syscall:
-    """A SYSCALL of one of ``X86_64_SYSCALLS`` with its PATH items and SOCKADDR bytes."""
+    """A SYSCALL of one of ``X86_64_SYSCALLS`` with its PATH items, SOCKADDR bytes and the pids
+    of its OBJ_PID records (the processes a signal was sent to)."""
 
     syscall: Record
     name: str
@@ -164,6 +166,7 @@ class Syscall:
     exit: int | None
     paths: list[tuple[str, str, str]]  # (name, nametype, mode) in record order
     saddr: bytes | None
+    targets: list[int]
 
 
 def syscalls(lines: list[bytes]) -> list[Syscall]:
@@ -179,6 +182,7 @@ def syscalls(lines: list[bytes]) -> list[Syscall]:
                   r.fields.get("mode", b"").decode()) for r in group if r.kind == "PATH"]
         saddr = next((bytes.fromhex(r.fields["saddr"].decode()) for r in group if r.kind == "SOCKADDR"), None)
         exit_ = record.fields.get("exit")
+        targets = [int(r.fields["opid"]) for r in group if r.kind == "OBJ_PID"]
         out.append(Syscall(record, name, int(record.fields["pid"]), record.fields.get("success") == b"yes",
-                           int(exit_) if exit_ is not None else None, paths, saddr))
+                           int(exit_) if exit_ is not None else None, paths, saddr, targets))
     return out

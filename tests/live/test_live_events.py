@@ -1,8 +1,10 @@
 """The other Sysmon events from a real kernel: terminate, network, file create/delete, raw read.
 
 The workload's driver lists what it did under ``activity`` in the truth file (files created and
-deleted three ways, TCP connects/accepts and a UDP connect on 127.0.0.1 and ``::1``, reads of a
-loop device), and every process it started exits. The counts the tests expect come from
+deleted several ways, also through directory fds of directories the log shows late or never;
+TCP connects/accepts, a UDP connect and UDP datagrams on 127.0.0.1 and ``::1``, an IPv4 client
+of a dual-stack listener; reads of a loop device), and every process it started exits (one
+killed by SIGKILL, one by SIGTERM, which audit does not show). The counts the tests expect come from
 ``logtext`` (an independent reading of the log text), the values from the truth file and the
 rules of docs/mapping.md (e.g. a connect's unknown local end is the any-address, port 0).
 """
@@ -23,7 +25,9 @@ pytestmark = pytest.mark.live
 
 Event = tuple[int, dict[str, str]]
 OPENS = {"open": 1, "openat": 2, "openat2": None, "creat": None}
-LOOPBACK = {"127.0.0.1": "127.0.0.1", "::1": "0:0:0:0:0:0:0:1"}
+LOOPBACK = {"127.0.0.1": "127.0.0.1", "::1": "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1": "0:0:0:0:0:ffff:7f00:1"}
+DATAGRAMS = ("sendto", "sendmsg", "recvfrom", "recvmsg")
+KILLS = {"kill": "a1", "tkill": "a1", "tgkill": "a2"}
 UNSPECIFIED = {False: "0.0.0.0", True: "0:0:0:0:0:0:0:0"}
 
 
@@ -57,10 +61,16 @@ def _family(saddr: bytes | None) -> int | None:
 def _expected_counts(capture: Capture) -> dict[int, int]:
     """How many events of each kind the log's records call for (docs/mapping.md rules)."""
     counts = dict.fromkeys((3, 5, 9, 10, 11, 23), 0)
+    flowed: set[tuple[int, int]] = set()  # (pid, fd) of sockets whose flow was written
     for call in logtext.syscalls(capture.lines()):
         kinds = [nametype for _, nametype, _ in call.paths]
+        fd = int(call.syscall.fields["a0"].decode(), 16)
         if call.name == "exit_group":
             counts[5] += 1
+        elif call.name in KILLS:  # a SIGKILL ends each process it was sent to
+            counts[5] += len(call.targets) * (call.success and int(call.syscall.fields[KILLS[call.name]], 16) == 9)
+        elif call.name == "socket" and call.success:
+            flowed.discard((call.pid, call.exit))
         elif call.name == "ptrace":  # PTRACE_ATTACH or PTRACE_SEIZE that succeeded
             counts[10] += call.success and int(call.syscall.fields["a0"].decode(), 16) in (0x10, 0x4206)
         elif call.name in OPENS and call.success and "CREATE" in kinds:
@@ -74,7 +84,10 @@ def _expected_counts(capture: Capture) -> dict[int, int]:
             counts[23] += any(nt == "DELETE" and not mode.startswith("04") for _, nt, mode in call.paths)
         elif _family(call.saddr) in (2, 10):
             connected = call.name == "connect" and (call.success or call.exit == -115)
-            counts[3] += connected or (call.name in ("accept", "accept4") and call.success)
+            first_datagram = call.name in DATAGRAMS and call.success and (call.pid, fd) not in flowed
+            counts[3] += connected or first_datagram or (call.name in ("accept", "accept4") and call.success)
+            if connected or first_datagram:
+                flowed.add((call.pid, fd))
     return counts
 
 
@@ -148,7 +161,7 @@ def test_network_events_match_truth(capture: Capture, all_events: Callable) -> N
     truth = capture.truth
     driver, guid = str(truth["driver_pid"]), _driver_guid(capture, events)
     mine = [f for f in of(events, 3) if f["ProcessId"] == driver]
-    wanted = [a for a in truth["activity"] if a["kind"] in ("connect", "accept")]
+    wanted = [a for a in truth["activity"] if a["kind"] in ("connect", "accept", "send", "receive")]
     assert len(mine) == len(wanted), [(f["Initiated"], f["DestinationIp"], f["DestinationPort"]) for f in mine]
     problems = []
     for act, event in zip(wanted, mine):
@@ -158,9 +171,15 @@ def test_network_events_match_truth(capture: Capture, all_events: Callable) -> N
             "SourceIsIpv6": v6, "DestinationIsIpv6": v6, "SourceHostname": "-", "SourcePortName": "-",
             "DestinationHostname": "-", "DestinationPortName": "-",
         }
-        if act["kind"] == "connect":
+        if act["kind"] in ("connect", "send"):
             want.update(Initiated="true", SourceIp=UNSPECIFIED[act["ipv6"]], SourcePort="0",
                         DestinationIp=ip, DestinationPort=str(act["port"]))
+        elif act["kind"] == "receive":  # the server's bind() named port 0: the kernel chose it
+            want.update(Initiated="false", SourceIp=ip, SourcePort=str(act["peer_port"]),
+                        DestinationIp=ip, DestinationPort="0")
+        elif act.get("listener_ipv6", act["ipv6"]) != act["ipv6"]:  # an IPv4 peer of a [::] listener
+            want.update(Initiated="false", SourceIp=ip, SourcePort=str(act["peer_port"]),
+                        DestinationIp=UNSPECIFIED[act["ipv6"]], DestinationPort="0")
         else:  # the listener's address is known from its bind()
             want.update(Initiated="false", SourceIp=ip, SourcePort=str(act["peer_port"]),
                         DestinationIp=ip, DestinationPort=str(act["port"]))
@@ -177,6 +196,10 @@ def test_every_process_of_the_workload_terminates(capture: Capture, all_events: 
     problems = []
     for pid, run in last_run.items():
         event = terminates.get(str(pid))
+        if run.get("killed_by") == "SIGTERM":  # no exit_group, no SIGKILL: audit shows no end
+            if event is not None:
+                problems.append(f"{run['note']}: a ProcessTerminate for pid {pid}")
+            continue
         if event is None:
             problems.append(f"{run['note']}: no ProcessTerminate for pid {pid}")
             continue

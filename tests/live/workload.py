@@ -15,11 +15,13 @@ Runs of one pid (exec without fork) are listed in the order of their execs.
 
 After the execs the driver itself does what the other Sysmon events are made of, and lists it
 under ``activity`` (one dict per act, ``kind`` first): files created and deleted in the working
-directory (by absolute name, by a name relative to the cwd and through a directory fd), TCP
-connects and accepts and a UDP connect on 127.0.0.1 and ``::1``, and reads of the loop block
-device the harness attached (third argument, ``-`` when it could not; the harness keeps the
-reason), and one child attaching to another with ptrace. Every process of the workload exits,
-which is the ProcessTerminate side.
+directory (by absolute name, by a name relative to the cwd and through a directory fd, also of
+directories the log shows only later or never), TCP connects and accepts (also of an IPv4
+client by a dual-stack listener), UDP connects, sends and receives on 127.0.0.1 and ``::1``,
+and reads of the loop block device the harness attached (third argument, ``-`` when it could
+not; the harness keeps the reason), and one child attaching to another with ptrace. Every
+process of the workload exits, which is the ProcessTerminate side: two are killed, one by
+SIGKILL, one by SIGTERM (``killed_by`` in their runs).
 
 Standalone on purpose (stdlib only, does not import the package under test).
 """
@@ -32,6 +34,7 @@ import os
 import pwd
 import select
 import shlex
+import signal
 import socket
 import sys
 import time
@@ -62,6 +65,7 @@ class Run:
     uid: int
     ses: int
     syscall: str = "execve"
+    killed_by: str | None = None
 
 
 @dataclass(slots=True)
@@ -154,9 +158,13 @@ class Driver:
             os.close(out_w)
         return Started(pid, spec, report_r, out_r)
 
-    def finish(self, started: Started) -> list[str]:
-        """Wait for the child, record its runs, return the lines it printed (if captured)."""
+    def finish(self, started: Started, kill: signal.Signals | None = None) -> list[str]:
+        """Wait for the child (once it has exec'd, send it `kill`), record its runs, return the
+        lines it printed (if captured)."""
         report = _drain(started.report_r).decode().splitlines()
+        if kill is not None:
+            time.sleep(0.05)  # let the program start up: the signal ends it, not the exec
+            os.kill(started.pid, kill)
         output = [] if started.out_r is None else _drain(started.out_r).decode().splitlines()
         os.waitpid(started.pid, 0)
         messages = [json.loads(line) for line in report]
@@ -165,12 +173,12 @@ class Driver:
         exec_error = next((m["exec_error"] for m in messages if "exec_error" in m), None)
         if (exec_error is None) != spec.success:
             raise SystemExit(f"exec of {spec.argv!r}: expected success={spec.success}, errno={exec_error}")
-        self.record(started.pid, self.pid, spec, ses)
+        self.record(started.pid, self.pid, spec, ses, killed_by=kill.name if kill is not None else None)
         for argv, note in spec.after:
             self.record(started.pid, self.pid, _derived(spec, argv, note), ses)
         return output
 
-    def record(self, pid: int, ppid: int, spec: Spec, ses: int) -> None:
+    def record(self, pid: int, ppid: int, spec: Spec, ses: int, killed_by: str | None = None) -> None:
         path = spec.path or spec.argv[0]
         uid = spec.uid if spec.uid is not None else os.getuid()
         self.runs.append(
@@ -189,6 +197,7 @@ class Driver:
                 uid=uid,
                 ses=ses,
                 syscall="execveat" if spec.fexec else "execve",
+                killed_by=killed_by,
             )
         )
 
@@ -288,6 +297,8 @@ def workload(driver: Driver) -> None:
     shell_with_descendants(driver, "shell with children and grandchildren")
     shell_with_descendants(driver, "login session: loginuid written, then setuid", loginuid=NOBODY, uid=NOBODY)
     concurrent(driver, 8)
+    for kill in (signal.SIGKILL, signal.SIGTERM):
+        driver.finish(driver.start(Spec(["/bin/sleep", "30"], f"killed by {kill.name}")), kill=kill)
 
 
 def file_activity(workdir: str) -> list[dict]:
@@ -313,6 +324,26 @@ def file_activity(workdir: str) -> list[dict]:
         acts.append({"kind": "delete", "path": os.path.join(sub, "by-dirfd"), "how": "unlinkat with a directory fd"})
     finally:
         os.close(dirfd)
+    # Through a directory fd of a directory the log shows only later (by the unlink below, whose
+    # name is relative to the cwd) or never (everything through the fd; rmdir is not audited).
+    later, hidden = os.path.join(workdir, "later dir"), os.path.join(workdir, "hidden dir")
+    for directory in (later, hidden):
+        os.mkdir(directory)
+    for directory, shown in ((later, True), (hidden, False)):
+        dirfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.close(os.open("made", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=dirfd))
+            named = os.path.join(directory, "made") if shown else "<unknown directory>/made"
+            where = "shown later" if shown else "never shown"
+            acts.append({"kind": "create", "path": named, "how": f"openat with a directory fd, directory {where}"})
+            if shown:
+                os.unlink(os.path.join(os.path.basename(directory), "made"))
+            else:
+                os.unlink("made", dir_fd=dirfd)
+            acts.append({"kind": "delete", "path": named, "how": f"unlink, directory {where}"})
+        finally:
+            os.close(dirfd)
+        os.rmdir(directory)
     os.unlink(absolute)
     acts.append({"kind": "delete", "path": absolute, "how": "unlink of an absolute name"})
     os.unlink("created-relative.txt")
@@ -330,7 +361,9 @@ def _free_port(family: socket.AddressFamily, host: str) -> int:
 
 
 def network_activity() -> list[dict]:
-    """TCP connect + accept (blocking and non-blocking) and a UDP connect, per loopback address."""
+    """TCP connect + accept (blocking and non-blocking), a UDP connect, and UDP datagrams sent and
+    received (sendto/recvfrom on 127.0.0.1, sendmsg/recvmsg on ::1), per loopback address; an
+    IPv4 client of a dual-stack listener, both ways (an inet and an inet6 client socket)."""
     acts = []
     hosts = [(socket.AF_INET, "127.0.0.1", False)]
     try:
@@ -361,6 +394,47 @@ def network_activity() -> list[dict]:
         with socket.socket(family, socket.SOCK_DGRAM) as udp:
             udp.connect((host, 9))
             acts.append({"kind": "connect", "ipv6": ipv6, "ip": host, "protocol": "udp", "port": 9, "errno": 0})
+        acts += _datagrams(family, host, ipv6)
+    if len(hosts) > 1:
+        acts += _dual_stack()
+    return acts
+
+
+def _datagrams(family: socket.AddressFamily, host: str, ipv6: bool) -> list[dict]:
+    """Two datagrams from an unconnected client to a server: one flow each side, per socket."""
+    with socket.socket(family, socket.SOCK_DGRAM) as server, socket.socket(family, socket.SOCK_DGRAM) as client:
+        server.bind((host, 0))
+        port = server.getsockname()[1]
+        for payload in (b"one", b"two"):
+            if ipv6:
+                client.sendmsg([payload], [], 0, (host, port))
+                peer = server.recvmsg(16)[3]
+            else:
+                client.sendto(payload, (host, port))
+                peer = server.recvfrom(16)[1]
+        common = {"ipv6": ipv6, "ip": host, "protocol": "udp", "port": port}
+        return [{"kind": "send", **common, "errno": 0},
+                {"kind": "receive", **common, "peer_port": peer[1], "bound_port": 0}]
+
+
+def _dual_stack() -> list[dict]:
+    """A listener on [::] accepts an inet client and an inet6 client of ::ffff:127.0.0.1: the
+    accepting side sees a v4-mapped peer, which Sysmon writes as the IPv4 address."""
+    acts = []
+    port = _free_port(socket.AF_INET6, "::")
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as server:
+        server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        server.bind(("::", port))
+        server.listen(4)
+        for family, address in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::ffff:127.0.0.1")):
+            with socket.socket(family, socket.SOCK_STREAM) as client:
+                client.connect((address, port))
+                conn, peer = server.accept()
+                conn.close()
+            acts.append({"kind": "connect", "ipv6": family == socket.AF_INET6, "ip": address, "protocol": "tcp",
+                         "port": port, "errno": 0})
+            acts.append({"kind": "accept", "ipv6": False, "ip": "127.0.0.1", "protocol": "tcp", "port": port,
+                         "peer_port": peer[1], "listener_ipv6": True})
     return acts
 
 

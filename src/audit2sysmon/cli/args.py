@@ -197,7 +197,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         "local_users": not args.no_local_users,
         "input_format": args.input_format,
         "time_created": args.time_created or ("now" if live else "event"),
-        "hold_for_parent": not live,
+        "hold_events": not live,
         "serial_gaps": live,
         "config": args.config,
         "parent_argv0": args.parent_argv0,

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import TextIO
 
 from ..convert import ConversionStats
-from ..errors import Audit2SysmonError, Damage, NotConverted
+from ..errors import Audit2SysmonError, Damage, NotConverted, Unresolved
 from .args import PROG
 from .output import OutputError, Target
 
@@ -106,6 +106,7 @@ def format_stats(stats: ConversionStats, files: int) -> str:
         ("rejected lines by reason", stats.reasons),
         ("successful execs not written, by reason", stats.exec_rejected),
         ("converted events with damage, by kind", stats.damaged),
+        ("events written with a value the log did not hold, by which", stats.unresolved),
         ("events the configuration dropped, by EventID", dropped),
         ("events the configuration logged, by RuleName", stats.rule_names),
     ):
@@ -113,7 +114,9 @@ def format_stats(stats: ConversionStats, files: int) -> str:
     return "\n".join(text) + "\n"
 
 
-def _by_reason(title: str, counts: Counter[str] | Counter[NotConverted] | Counter[Damage]) -> list[str]:
+def _by_reason(
+    title: str, counts: Counter[str] | Counter[NotConverted] | Counter[Damage] | Counter[Unresolved]
+) -> list[str]:
     """The ten most frequent reasons of a counter, and what the others add up to."""
     if not counts:
         return []

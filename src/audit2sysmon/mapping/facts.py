@@ -37,6 +37,7 @@ __all__ = [
     "NewSocket",
     "Opened",
     "Ptrace",
+    "Signal",
     "SocketUse",
     "Syscall",
     "extract",
@@ -45,6 +46,9 @@ __all__ = [
 O_ACCMODE, O_WRONLY = 3, 1
 # ptrace(2) requests that attach a tracer (sys/ptrace.h): what Sysmon logs as ProcessAccess.
 PTRACE_ATTACHES = {0x10: "PTRACE_ATTACH", 0x4206: "PTRACE_SEIZE"}
+# The one signal that always ends the process it is sent to (the same number on every
+# architecture Linux runs on), raw and as `ausearch -i` names it.
+SIGKILL, SIGKILL_NAME = 9, "SIGKILL"
 # socket(2) types and protocols that are TCP or UDP (SOCK_STREAM/DGRAM, IPPROTO_IP/TCP/UDP).
 SOCKET_TYPES = {1: "tcp", 2: "udp"}
 INET_PROTOCOLS = frozenset({0, 6, 17})
@@ -94,7 +98,8 @@ class NewSocket(NamedTuple):
 
 
 class SocketUse(NamedTuple):
-    """bind, connect, accept: the socket (a0) and the address of the SOCKADDR record."""
+    """bind, connect, accept, send, receive: the socket (a0) and the address of the SOCKADDR
+    record (for a send or receive, the datagram's peer)."""
 
     fd: int | None
     address: SocketAddress | None
@@ -118,7 +123,16 @@ class Ptrace(NamedTuple):
     object_user: str
 
 
-Detail = Exec | NewSocket | SocketUse | Opened | Ptrace
+class Signal(NamedTuple):
+    """kill, tkill, tgkill: whether the signal is SIGKILL, and the processes it was sent to as
+    their OBJ_PID records show them (pid, the name of the uid that owns it; one record per
+    process, so a process group gives several)."""
+
+    kills: bool
+    targets: tuple[tuple[int, str], ...]
+
+
+Detail = Exec | NewSocket | SocketUse | Opened | Ptrace | Signal
 """What a call of one kind (syscalls.py) adds: Exec only for a successful exec."""
 
 
@@ -284,12 +298,14 @@ def _syscall(
     detail: Detail | None = None
     if kind is CallKind.SOCKET:
         detail = NewSocket(_is_inet(call), _socket_protocol(call))
-    elif kind is CallKind.BIND or kind is CallKind.CONNECT or kind is CallKind.ACCEPT:
+    elif kind in _SOCKET_USES:
         detail = SocketUse(call.arg(0), _socket_address(event))
     elif kind is CallKind.OPEN and spec is not None:
         detail = Opened(_opened_for_reading(call, spec))
     elif kind is CallKind.PTRACE:
         detail = _ptrace(event, call, users)
+    elif kind is CallKind.SIGNAL and spec is not None and spec.signal is not None:
+        detail = _signal(event, call, spec.signal, users)
     files: Files | None = None
     if event.first(PATH) is not None:
         files = Files(
@@ -299,6 +315,9 @@ def _syscall(
             _relative_to_cwd(call, spec, learning=False),
         )
     return Syscall(actor, name, success, call.exit_code(), detail, files)
+
+
+_SOCKET_USES = frozenset((CallKind.BIND, CallKind.CONNECT, CallKind.ACCEPT, CallKind.SEND, CallKind.RECEIVE))
 
 
 def _files(event: AuditEvent) -> tuple[tuple[str, str], ...]:
@@ -321,6 +340,18 @@ def _ptrace(event: AuditEvent, call: Call, users: UserDb) -> Ptrace:
         return Ptrace(attaches, call.arg(1), None, None, "-")
     uid = _number(target, "ouid", users)
     return Ptrace(attaches, call.arg(1), _number(target, "opid", users), uid, _owner_name(target, uid, users))
+
+
+def _signal(event: AuditEvent, call: Call, index: int, users: UserDb) -> Signal:
+    """The signal (a number raw, `SIGKILL` in `ausearch -i`) and its OBJ_PID targets."""
+    number = call.arg(index)
+    kills = number == SIGKILL if number is not None else call.arg_text(index) == SIGKILL_NAME
+    targets: list[tuple[int, str]] = []
+    for rec in event.all(OBJ_PID):
+        pid = _number(rec, "opid", users)
+        if pid is not None and pid > 0:
+            targets.append((pid, _owner_name(rec, _number(rec, "ouid", users), users)))
+    return Signal(kills, tuple(targets))
 
 
 def _owner_name(rec: Record, uid: int | None, users: UserDb) -> str:

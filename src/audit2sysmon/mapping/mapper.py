@@ -8,7 +8,8 @@ semantics (docs/mapping.md has the table of sources and deliberate differences):
 |-------------------------------------------|---------------------------------------|
 | execve, execveat                          | 1 ProcessCreate                       |
 | connect (also EINPROGRESS), accept(4)     | 3 NetworkConnect, inet/inet6 only     |
-| exit_group; an ANOM_ABEND record          | 5 ProcessTerminate                    |
+| a datagram socket's first send or receive | 3 NetworkConnect, once per socket     |
+| exit_group; an ANOM_ABEND record; SIGKILL | 5 ProcessTerminate                    |
 | open, openat, openat2 of a block device   | 9 RawAccessRead, unless write-only    |
 | open, openat, openat2, creat: PATH CREATE | 11 FileCreate                         |
 | unlink, unlinkat: PATH DELETE, not a dir  | 23 FileDelete                         |
@@ -16,9 +17,10 @@ semantics (docs/mapping.md has the table of sources and deliberate differences):
 socket() and bind() are read for the protocol and local address of later connects/accepts.
 Every event kind goes through the same outbox, so output order is log order.
 
-Parents: a child names its parent by pid. When the parent's identity is already known the
-event is final at once. When it is not, and holding is allowed (batch conversion), the
-event waits in the outbox until a later record of that pid shows who it is, or until the
+Holding: a child names its parent by pid, and a file created through a directory fd names
+its directory by inode. When that parent's identity or that directory's path is already
+known the event is final at once. When it is not, and holding is allowed (batch
+conversion), the event waits in the outbox until a later record shows it, or until the
 window of newer events passes; the outbox releases events strictly in order, so output
 order stays the log's order. EventRecordIDs are assigned at release.
 """
@@ -27,10 +29,10 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple, TypeVar
 
-from ..errors import ConversionError, NotConverted
+from ..errors import ConversionError, NotConverted, Unresolved
 from ..options import Options
 from ..sysmon.config import SysmonConfig
 from ..sysmon.config.manifest import DEFAULT_HASHES
@@ -38,10 +40,10 @@ from ..sysmon.event import SysmonEvent, format_utc_time, make_event, written_val
 from ..sysmon.guid import ZERO_GUID, logon_guid, sysmon_guid
 from . import sockaddr
 from .calls import EINPROGRESS
-from .facts import Actor, EventFacts, Exec, Login, NewSocket, Opened, Ptrace, SocketUse, Syscall
+from .facts import Actor, EventFacts, Exec, Login, NewSocket, Opened, Ptrace, Signal, SocketUse, Syscall
 from .guids import event_key, machine_id_from_node
 from .host import Host
-from .paths import PathItem, PathResolver
+from .paths import DirectoryKey, PathItem, PathResolver, Unplaced
 from .sockaddr import SocketAddress, SocketInfo, SocketTable
 from .syscalls import SYSCALLS, CallKind
 from .track import Process, ProcessTable
@@ -52,31 +54,38 @@ __all__ = ["UNKNOWN_PROCESS", "Applied", "Mapper", "MapperStats"]
 UNKNOWN_PROCESS = "<unknown process>"
 
 
+ParentKey = tuple["str | None", int]
+"""A parent by node and pid."""
+
+
 @dataclass(slots=True)
 class _Queued:
-    """An event in the outbox; a ProcessCreate may still wait for its parent's identity."""
+    """An event in the outbox. It may still wait: a ProcessCreate for its parent's identity
+    (`awaits_parent`), a file event for the directory of its `unplaced` name
+    (`awaits_directory`)."""
 
     event_id: int
     values: dict[str, str]
     node: str | None
     computer: str
     msec: int
-    ppid: int
-    waiting: bool
     seq: int
+    awaits_parent: ParentKey | None = None
+    awaits_directory: DirectoryKey | None = None
+    unplaced: Unplaced | None = None
 
 
 @dataclass(slots=True)
 class MapperStats:
     """Counts for `--stats`: what the map stage made of the events it saw.
 
-    `process_create` counts the ProcessCreate events written; `filtered` the events a Sysmon
-    configuration dropped, by EventID, and `rule_names` the events it logged, by RuleName.
+    `process_create` counts the ProcessCreate events written; `unresolved` the events written
+    with a value the log did not hold, by which; `filtered` the events a Sysmon configuration
+    dropped, by EventID, and `rule_names` the events it logged, by RuleName.
     """
 
     process_create: int = 0
-    parents_unknown: int = 0
-    held: int = 0
+    unresolved: Counter[Unresolved] = field(default_factory=Counter)
     filtered: Counter[int] = field(default_factory=Counter)
     rule_names: Counter[str] = field(default_factory=Counter)
 
@@ -108,8 +117,10 @@ class Mapper:
         self.table = table if table is not None else ProcessTable()
         self.stats = MapperStats()
         self._outbox: deque[_Queued] = deque()
-        # Children held for a parent, per (node, ppid), in outbox order: expiry pops the head.
-        self._waiting: dict[tuple[str | None, int], deque[_Queued]] = {}
+        # Children held for a parent, per (node, ppid), and file events held for a directory,
+        # per (node, dev, inode), in outbox order: expiry pops the head.
+        self._waiting: dict[ParentKey, deque[_Queued]] = {}
+        self._unplaced: dict[DirectoryKey, deque[_Queued]] = {}
         self._logins: dict[tuple[str | None, int], int] = {}
         self._sockets = SocketTable()
         self._paths = PathResolver()
@@ -129,7 +140,7 @@ class Mapper:
         """A service event (EventID 4 state, 16 configuration) at `msec`, behind every event
         before it; never filtered (Sysmon does not filter them either)."""
         self._seq += 1
-        self._outbox.append(_Queued(event_id, values, None, self._hostname, msec, -1, False, self._seq))
+        self._outbox.append(_Queued(event_id, values, None, self._hostname, msec, self._seq))
         return self._release(msec, force=False)
 
     # -- input ---------------------------------------------------------------------------
@@ -178,6 +189,8 @@ class Mapper:
         files = call.files
         if files is not None:
             self._paths.learn(event.node, files.cwd, files.items, files.learn_relative)
+            if self._unplaced:
+                self._place_waiting(files.items, event.node)
         handler = _HANDLER_OF_CALL.get(call.name or "")
         if handler is not None:
             handler(self, event, call, proc)
@@ -265,13 +278,12 @@ class Mapper:
         self.table.put(node, Process(pid, guid, actor.image, execed.command_line, execed.argv0, uid, msec, "exec"))
         if 1 not in self.options.events:
             return NotConverted.NOT_SELECTED
-        pending = _Queued(1, values, node, computer, msec, ppid if ppid is not None else -1, False, self._seq)
+        pending = _Queued(1, values, node, computer, msec, self._seq)
         parent = self._parent(node, ppid, msec) if ppid is not None else None
-        if parent is not None or ppid is None or not self.options.hold_for_parent:
+        if parent is not None or ppid is None or not self.options.hold_events:
             self._set_parent(pending, parent)
         else:
-            pending.waiting = True
-            self.stats.held += 1
+            pending.awaits_parent = (node, ppid)
             self._waiting.setdefault((node, ppid), deque()).append(pending)
         self._outbox.append(pending)
         return None
@@ -303,7 +315,7 @@ class Mapper:
     def _set_parent(self, pending: _Queued, parent: Process | None) -> None:
         values = pending.values
         if parent is None:
-            self.stats.parents_unknown += 1
+            self.stats.unresolved[Unresolved.PARENT] += 1
             values.update(
                 ParentProcessGuid=ZERO_GUID, ParentImage="-", ParentCommandLine="-", ParentUser="-"
             )
@@ -314,13 +326,12 @@ class Mapper:
                 ParentCommandLine=(parent.argv0 if self.options.parent_argv0 else parent.command_line) or "-",
                 ParentUser=self.users.name(parent.uid) if parent.uid is not None else "-",
             )
-        pending.waiting = False
+        pending.awaits_parent = None
 
     def _resolve_waiting(self, node: str | None, pid: int, parent: Process | None) -> None:
         waiting = self._waiting.pop((node, pid), None)
         for pending in waiting or ():
-            if pending.waiting:
-                self._set_parent(pending, parent)
+            self._set_parent(pending, parent)
 
     # -- ProcessTerminate ----------------------------------------------------------------
 
@@ -333,8 +344,27 @@ class Mapper:
         Also what an ANOM_ABEND record means: a process killed by a core-dumping signal
         makes no exit_group.
         """
-        self._queue(5, event, {**self._process_fields(event, proc), "User": actor.user})
+        self._ended(event, proc, actor.user)
+
+    def _ended(self, event: EventFacts, proc: Process, user: str) -> None:
+        self._queue(5, event, {**self._process_fields(event, proc), "User": user})
         self.table.exited(event.node, proc.pid)
+
+    def _signal(self, event: EventFacts, call: Syscall, proc: Process) -> None:
+        """A SIGKILL ends every process it was delivered to, which then makes no exit_group.
+
+        Other signals can be caught, so only SIGKILL is certain to end one. A target the log
+        never showed is an `<unknown process>`, as Sysmon writes a process it never saw.
+        """
+        sent = call.detail
+        if not call.success or not isinstance(sent, Signal) or not sent.kills:
+            return
+        node = event.node
+        for pid, user in sent.targets:
+            target = self.table.get(node, pid)
+            if target is None:
+                target = Process(pid, self._guid(event, pid), None, None, None, None, event.msec, "observed")
+            self._ended(event, target, user)
 
     # -- NetworkConnect ------------------------------------------------------------------
 
@@ -352,31 +382,69 @@ class Mapper:
         fd, local = use
         if call.success and fd is not None and local is not None:
             known = self._sockets.get(event.node, proc.pid, fd)
-            self._sockets.put(event.node, proc.pid, fd, SocketInfo(known.protocol, local))
+            self._sockets.put(event.node, proc.pid, fd, replace(known, local=local))
 
     def _connect(self, event: EventFacts, call: Syscall, proc: Process) -> None:
+        """Every connect that succeeded or is in progress: a TCP connection, or the peer a UDP
+        socket now sends to."""
         if call.success or call.exit_code == -EINPROGRESS:
-            self._network(event, call, proc, initiated=True)
+            self._network(event, call, proc, initiated=True, implies=None)
 
     def _accept(self, event: EventFacts, call: Syscall, proc: Process) -> None:
+        """A connection accepted: only stream sockets accept, so the socket is TCP."""
         if call.success:
-            self._network(event, call, proc, initiated=False)
+            self._network(event, call, proc, initiated=False, implies="tcp")
 
-    def _network(self, event: EventFacts, call: Syscall, proc: Process, *, initiated: bool) -> None:
-        """connect: SOCKADDR is the destination; accept: it is the peer, i.e. the source.
+    def _send(self, event: EventFacts, call: Syscall, proc: Process) -> None:
+        """A datagram sent to an address (sendto, sendmsg): a UDP client's flow, written for
+        the socket's first one unless its connect was written."""
+        if call.success:
+            self._network(event, call, proc, initiated=True, implies="udp", once=True)
 
+    def _receive(self, event: EventFacts, call: Syscall, proc: Process) -> None:
+        """A datagram received with its sender's address (recvfrom, recvmsg): a UDP server's
+        flow, written for the socket's first one; the sender is the source."""
+        if call.success:
+            self._network(event, call, proc, initiated=False, implies="udp", once=True)
+
+    def _network(
+        self,
+        event: EventFacts,
+        call: Syscall,
+        proc: Process,
+        *,
+        initiated: bool,
+        implies: str | None,
+        once: bool = False,
+    ) -> None:
+        """connect, send: SOCKADDR is the destination; accept, receive: it is the peer, i.e.
+        the source.
+
+        The protocol is the socket's, as its socket() record showed it, else what the call
+        `implies` (only a stream socket accepts; an address on a send or receive is a
+        datagram's); a connect of a socket the log never showed is written with Protocol `-`.
         The other end is this host's own address, which audit does not log: the bound
-        address when an audited bind() showed it, else the unspecified address, port 0.
+        address when an audited bind() showed it, else the unspecified address, port 0. A
+        `once` call is written only for a socket none of whose flows was written yet.
         """
         use = call.detail
         if not isinstance(use, SocketUse) or use.address is None:
             return
         remote, node, fd = use.address, event.node, use.fd
         info = self._sockets.get(node, proc.pid, fd) if fd is not None else SocketInfo()
-        if info.protocol == "other":
+        if once and info.reported:
             return
-        if not initiated and (accepted := call.exit_code) is not None and accepted >= 0:
-            self._sockets.put(node, proc.pid, accepted, info)
+        protocol = info.protocol or implies
+        if protocol == "other":
+            return
+        if fd is not None:
+            self._sockets.put(node, proc.pid, fd, replace(info, protocol=protocol, reported=True))
+        if not initiated:
+            remote = sockaddr.unmapped(remote)
+            if (accepted := call.exit_code) is not None and accepted >= 0 and not once:
+                self._sockets.put(node, proc.pid, accepted, replace(info, protocol=protocol, reported=True))
+        if protocol is None:
+            self.stats.unresolved[Unresolved.PROTOCOL] += 1
         local = info.local if info.local is not None and info.local.is_ipv6 == remote.is_ipv6 else None
         local = local or sockaddr.unspecified(remote.is_ipv6)
         source, destination = (local, remote) if initiated else (remote, local)
@@ -386,7 +454,7 @@ class Mapper:
             {
                 **self._process_fields(event, proc),
                 "User": call.actor.user,
-                "Protocol": info.protocol or "tcp",
+                "Protocol": protocol or "-",
                 "Initiated": "true" if initiated else "false",
                 **_endpoint("Source", source),
                 **_endpoint("Destination", destination),
@@ -436,12 +504,12 @@ class Mapper:
         items = files.items
         created = next((i for i in items if i.nametype == "CREATE"), None)
         if created is not None:
-            self._file_event(11, "TargetFilename", event, call, proc, created, normalise=True)
+            self._file_event(11, event, call, proc, created)
             return
         opened = next((i for i in reversed(items) if i.nametype != "PARENT"), None)
         reading = isinstance(opened_as, Opened) and opened_as.for_reading
         if opened is not None and opened.file_type == "block" and reading:
-            self._file_event(9, "Device", event, call, proc, opened, normalise=True)
+            self._file_event(9, event, call, proc, opened)
 
     def _unlink(self, event: EventFacts, call: Syscall, proc: Process) -> None:
         """unlink/unlinkat of anything but a directory (Sysmon logs no rmdir)."""
@@ -449,28 +517,24 @@ class Mapper:
             return
         deleted = next((i for i in call.files.items if i.nametype == "DELETE"), None)
         if deleted is not None and not deleted.is_dir:
-            self._file_event(23, "TargetFilename", event, call, proc, deleted, normalise=False)
+            self._file_event(23, event, call, proc, deleted)
 
-    def _file_event(
-        self,
-        event_id: int,
-        field: str,
-        event: EventFacts,
-        call: Syscall,
-        proc: Process,
-        item: PathItem,
-        *,
-        normalise: bool,
-    ) -> None:
+    def _file_event(self, event_id: int, event: EventFacts, call: Syscall, proc: Process, item: PathItem) -> None:
+        """The event of one file; a name in a directory the log has not shown yet waits for
+        it (when holding is allowed), else is written `<unknown directory>/name`.
+
+        Sysmon's FileCreate and RawAccessRead show the kernel's d_path, so `.`, `..` and
+        doubled slashes are folded there; its FileDelete shows the name joined as passed.
+        """
         files = call.files
         if event_id not in self.options.events or files is None:
             return
         path = self._paths.resolve(
-            event.node, files.cwd, files.items, item, files.resolve_relative, normalise=normalise
+            event.node, files.cwd, files.items, item, files.resolve_relative, normalise=event_id != 23
         )
         values = {
             **self._process_fields(event, proc),
-            field: path or "-",
+            _NAME_FIELDS[event_id]: path if isinstance(path, str) else "-",
             # Sysmon ≥ 1.1 leaves the user out for root on these events.
             "User": "-" if call.actor.uid == 0 else call.actor.user,
         }
@@ -478,7 +542,36 @@ class Mapper:
             values["CreationUtcTime"] = values["UtcTime"]
         elif event_id == 23:
             values.update(Hashes="-", IsExecutable="-", Archived="-")
-        self._queue(event_id, event, values)
+        node = event.node
+        pending = _Queued(event_id, values, node, node or self._hostname, event.msec, self._seq)
+        if isinstance(path, Unplaced):
+            pending.unplaced = path
+            if path.directory is not None and self.options.hold_events:
+                pending.awaits_directory = path.directory
+                self._unplaced.setdefault(path.directory, deque()).append(pending)
+            else:
+                self._place(pending)
+        self._outbox.append(pending)
+
+    def _place_waiting(self, items: tuple[PathItem, ...], node: str | None) -> None:
+        """Events waiting for a directory among `items` that the resolver has just learned."""
+        for item in items:
+            if item.is_dir and item.inode is not None:
+                key: DirectoryKey = (node, *item.inode)
+                if key in self._unplaced and self._paths.knows(key):
+                    for pending in self._unplaced.pop(key):
+                        self._place(pending)
+
+    def _place(self, pending: _Queued) -> None:
+        """Write the name of `pending` in its directory, or, while that is still unknown (no
+        record showed it in time), as `<unknown directory>/name`."""
+        unplaced = pending.unplaced
+        if unplaced is not None:
+            placed = self._paths.place(unplaced, normalise=pending.event_id != 23)
+            if placed is None:
+                self.stats.unresolved[Unresolved.DIRECTORY] += 1
+            pending.values[_NAME_FIELDS[pending.event_id]] = placed or unplaced.marked
+        pending.awaits_directory = None
 
     # -- shared --------------------------------------------------------------------------
 
@@ -497,7 +590,7 @@ class Mapper:
         if event_id in self.options.events:
             node = event.node
             self._outbox.append(
-                _Queued(event_id, values, node, node or self._hostname, event.msec, -1, False, self._seq)
+                _Queued(event_id, values, node, node or self._hostname, event.msec, self._seq)
             )
 
     # -- output --------------------------------------------------------------------------
@@ -510,16 +603,17 @@ class Mapper:
         age = self.options.max_event_age_ms
         while outbox:
             head = outbox[0]
-            if head.waiting:
+            parent, directory = head.awaits_parent, head.awaits_directory
+            if parent is not None or directory is not None:
                 expired = force or self._seq - head.seq > window or now_msec - head.msec > age
                 if not expired:
                     break
-                self._set_parent(head, None)
-                # The outbox head is the oldest child waiting for this parent: its list's head.
-                siblings = self._waiting[(head.node, head.ppid)]
-                siblings.popleft()
-                if not siblings:
-                    del self._waiting[(head.node, head.ppid)]
+                if directory is not None:
+                    _drop_oldest(self._unplaced, directory)
+                    self._place(head)
+                elif parent is not None:
+                    _drop_oldest(self._waiting, parent)
+                    self._set_parent(head, None)
             outbox.popleft()
             event = self._emit(head)
             if event is not None:
@@ -575,6 +669,21 @@ class Mapper:
         return mid
 
 
+_Key = TypeVar("_Key")
+
+
+def _drop_oldest(waits: dict[_Key, deque[_Queued]], key: _Key) -> None:
+    """Take the oldest event waiting for `key` off its list: it is the outbox head, expired."""
+    siblings = waits[key]
+    siblings.popleft()
+    if not siblings:
+        del waits[key]
+
+
+# The field that names the file of each file event.
+_NAME_FIELDS = {9: "Device", 11: "TargetFilename", 23: "TargetFilename"}
+
+
 def _endpoint(side: str, address: SocketAddress) -> dict[str, str]:
     return {
         f"{side}IsIpv6": "true" if address.is_ipv6 else "false",
@@ -597,6 +706,9 @@ _HANDLERS: dict[CallKind, _Handler] = {
     CallKind.OPEN: Mapper._open,
     CallKind.UNLINK: Mapper._unlink,
     CallKind.PTRACE: Mapper._ptrace,
+    CallKind.SEND: Mapper._send,
+    CallKind.RECEIVE: Mapper._receive,
+    CallKind.SIGNAL: Mapper._signal,
 }
 _HANDLER_OF_CALL: dict[str, _Handler] = {
     name: _HANDLERS[spec.kind] for name, spec in SYSCALLS.items() if spec.kind in _HANDLERS

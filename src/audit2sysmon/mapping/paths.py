@@ -7,8 +7,9 @@ relative: to the CWD record's directory, or, for `openat`/`unlinkat` with a dire
 directory the records do not name at all — the kernel then even writes the CWD into the
 PARENT record's name (kernel/audit.c `audit_log_name`, `name_len == 0`), while its inode is
 the true directory's. `PathResolver` remembers the paths of directories whose absolute name
-the log did show (dev + inode → path) and uses them for such names; docs/mapping.md says what
-is written when it cannot.
+the log did show (dev + inode → path) and uses them for such names; where none is known the
+name is `Unplaced`, which the mapper may hold until a later record shows the directory
+(docs/mapping.md says what is written when none does).
 """
 
 from __future__ import annotations
@@ -22,7 +23,23 @@ from typing import NamedTuple
 from ..audit.records import AuditEvent
 from ..audit.types import CWD, PATH
 
-__all__ = ["PathItem", "PathResolver", "cwd_of", "file_type", "join", "path_items"]
+__all__ = [
+    "UNKNOWN_DIRECTORY",
+    "DirectoryKey",
+    "PathItem",
+    "PathResolver",
+    "Unplaced",
+    "cwd_of",
+    "file_type",
+    "join",
+    "path_items",
+]
+
+UNKNOWN_DIRECTORY = "<unknown directory>"
+"""What stands for a directory the log never showed, in front of the name as passed: not a
+path (it does not start with `/`), so no consumer takes `<unknown directory>/x` for one."""
+DirectoryKey = tuple["str | None", str, str]
+"""A directory by node, device and inode."""
 # S_IFMT values (sys/stat.h) with the names `ausearch -i` writes for them (`mode=block,660`).
 _FILE_TYPES = {
     0o140000: "socket",
@@ -51,6 +68,20 @@ class PathItem(NamedTuple):
     @property
     def is_dir(self) -> bool:
         return self.file_type == "dir"
+
+
+class Unplaced(NamedTuple):
+    """A relative name whose directory the log has not shown (yet): `directory` is the key a
+    later record may show it under (None when nothing can: no CWD record, no PARENT inode),
+    `name` the name as passed."""
+
+    directory: DirectoryKey | None
+    name: str
+
+    @property
+    def marked(self) -> str:
+        """The name as written when the directory stays unknown: `<unknown directory>/name`."""
+        return f"{UNKNOWN_DIRECTORY}/{self.name}"
 
 
 def path_items(event: AuditEvent) -> list[PathItem]:
@@ -104,7 +135,7 @@ class PathResolver:
     """
 
     capacity: int = 65536
-    _dirs: OrderedDict[tuple[str | None, str, str], str] = field(
+    _dirs: OrderedDict[DirectoryKey, str] = field(
         default_factory=OrderedDict, init=False, repr=False
     )
 
@@ -131,7 +162,7 @@ class PathResolver:
                 path = join(cwd, item.name)
             else:
                 continue
-            key = (node, *item.inode)
+            key: DirectoryKey = (node, *item.inode)
             self._dirs[key] = posixpath.normpath(path)
             self._dirs.move_to_end(key)
             if len(self._dirs) > self.capacity:
@@ -146,9 +177,9 @@ class PathResolver:
         relative_to_cwd: bool,
         *,
         normalise: bool,
-    ) -> str | None:
-        """The absolute name of `item` (one of an event's `items`), or its name as passed
-        when no directory is known.
+    ) -> str | Unplaced | None:
+        """The absolute name of `item` (one of an event's `items`); `Unplaced` when its
+        directory is unknown; None when it has no name.
 
         Absolute names are kept; relative ones are joined to the CWD, or — for a dirfd — to
         the remembered path of the PARENT item's inode. `normalise` folds `.`, `..` and
@@ -161,12 +192,23 @@ class PathResolver:
             path = name
         elif relative_to_cwd:
             if cwd is None:
-                return name
+                return Unplaced(None, name)
             path = join(cwd, name)
         else:
             parent = next((p for p in items if p.nametype == "PARENT"), None)
-            directory = self._dirs.get((node, *parent.inode)) if parent and parent.inode else None
-            if directory is None:
-                return name
-            path = join(directory, posixpath.basename(name.rstrip("/")))
+            unplaced = Unplaced((node, *parent.inode) if parent and parent.inode else None, name)
+            return self.place(unplaced, normalise=normalise) or unplaced
         return posixpath.normpath(path) if normalise else path
+
+    def place(self, unplaced: Unplaced, *, normalise: bool) -> str | None:
+        """The absolute name of `unplaced` once its directory is known, else None."""
+        key = unplaced.directory
+        directory = self._dirs.get(key) if key is not None else None
+        if directory is None:
+            return None
+        path = join(directory, posixpath.basename(unplaced.name.rstrip("/")))
+        return posixpath.normpath(path) if normalise else path
+
+    def knows(self, key: DirectoryKey) -> bool:
+        """Whether the path of directory `key` is known."""
+        return key in self._dirs

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from ..audit.records import SourceLocation
-from .facts import Abend, Actor, EventFacts, Exec, Files, Login, NewSocket, Opened, Ptrace, SocketUse, Syscall
+from .facts import Abend, Actor, EventFacts, Exec, Files, Login, NewSocket, Opened, Ptrace, Signal, SocketUse, Syscall
 from .paths import PathItem
 from .sockaddr import SocketAddress
 from .syscalls import CallKind, spec_of
@@ -30,8 +30,11 @@ _DETAILS: dict[CallKind, type[Any]] = {
     CallKind.BIND: SocketUse,
     CallKind.CONNECT: SocketUse,
     CallKind.ACCEPT: SocketUse,
+    CallKind.SEND: SocketUse,
+    CallKind.RECEIVE: SocketUse,
     CallKind.OPEN: Opened,
     CallKind.PTRACE: Ptrace,
+    CallKind.SIGNAL: Signal,
 }
 
 

@@ -7,8 +7,9 @@ logs (`saddr=020000097F000001…`) and as `{ saddr_fam=inet laddr=127.0.0.1 lpor
 as eight `%x` groups without `::` compression, so `::1` is `0:0:0:0:0:0:0:1`.
 
 `SocketTable` keeps what the log showed of each socket before the connect or accept that
-uses it: the protocol (from the type argument of an audited `socket()`) and the local address
-(from an audited `bind()`). Audit records of connect/accept carry neither.
+uses it: the protocol (from the type argument of an audited `socket()`, else from what the
+socket was used for), the local address (from an audited `bind()`), and whether a flow of it
+was already written. Audit records of connect/accept carry none of these.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "decode",
     "format_ip",
     "from_interpreted",
+    "unmapped",
     "unspecified",
 ]
 
@@ -53,6 +55,21 @@ class SocketAddress(NamedTuple):
 def unspecified(is_ipv6: bool) -> SocketAddress:
     """The any-address, port 0: what is written for an endpoint the log does not show."""
     return SocketAddress(is_ipv6, format_ip(bytes(16 if is_ipv6 else 4)), 0)
+
+
+def unmapped(address: SocketAddress) -> SocketAddress:
+    """An IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) as the IPv4 address it stands for.
+
+    What Sysmon writes for the peer a dual-stack listener accepted: the kernel hands the
+    accepting side an inet6 address, the connection is IPv4.
+    """
+    if not address.is_ipv6 or not address.ip.startswith(_MAPPED):
+        return address
+    mapped = ipaddress.IPv6Address(address.ip).ipv4_mapped
+    return address if mapped is None else SocketAddress(False, str(mapped), address.port)
+
+
+_MAPPED = "0:0:0:0:0:ffff:"
 
 
 def format_ip(packed: bytes) -> str:
@@ -100,10 +117,13 @@ def from_interpreted(text: str) -> SocketAddress | None:
 
 @dataclass(frozen=True, slots=True)
 class SocketInfo:
-    """What earlier records showed of one socket: its protocol and where it is bound."""
+    """What earlier records showed of one socket: its protocol (`tcp`, `udp`, `other`; None
+    while unknown), where it is bound, and whether a NetworkConnect of it was written (a
+    datagram socket's flow is written once: its connect, or its first send or receive)."""
 
     protocol: str | None = None
     local: SocketAddress | None = None
+    reported: bool = False
 
 
 @dataclass(slots=True)

@@ -26,9 +26,12 @@ class CallKind(enum.Enum):
     BIND = "bind"  # a socket's local address
     CONNECT = "connect"  # NetworkConnect (3), initiated
     ACCEPT = "accept"  # NetworkConnect (3), accepted
+    SEND = "send"  # a datagram sent to an address: NetworkConnect (3), once per socket
+    RECEIVE = "receive"  # a datagram received from an address: NetworkConnect (3), once per socket
     OPEN = "open"  # FileCreate (11) of a created file; RawAccessRead (9) of a block device
     UNLINK = "unlink"  # FileDelete (23)
     PTRACE = "ptrace"  # ProcessAccess (10), when it attaches
+    SIGNAL = "signal"  # ProcessTerminate (5) of the processes a SIGKILL ended
     NAMES = "names"  # only names files: their directories are remembered (paths.py)
 
 
@@ -40,7 +43,8 @@ class CallSpec:
     means the CWD). `other_dirfds`: it takes directory fds elsewhere too (renameat, linkat), so
     only the absolute names of its PATH records are learned. `flags`: the argument holding
     open(2) flags (openat2 passes a struct whose flags audit does not log). `write_only`: it
-    always opens for writing (creat).
+    always opens for writing (creat). `signal`: the argument holding the signal number (kill,
+    tkill, tgkill).
     """
 
     kind: CallKind
@@ -48,6 +52,7 @@ class CallSpec:
     other_dirfds: bool = False
     flags: int | None = None
     write_only: bool = False
+    signal: int | None = None
 
 
 _NAMES_AT = CallSpec(CallKind.NAMES, dirfd=0)
@@ -66,6 +71,8 @@ SYSCALLS: Final[dict[str, CallSpec]] = {
     "bind": CallSpec(CallKind.BIND),
     "connect": CallSpec(CallKind.CONNECT),
     **dict.fromkeys(("accept", "accept4"), CallSpec(CallKind.ACCEPT)),
+    **dict.fromkeys(("sendto", "sendmsg", "sendmmsg"), CallSpec(CallKind.SEND)),
+    **dict.fromkeys(("recvfrom", "recvmsg", "recvmmsg"), CallSpec(CallKind.RECEIVE)),
     "open": CallSpec(CallKind.OPEN, flags=1),
     "openat": CallSpec(CallKind.OPEN, dirfd=0, flags=2),
     "openat2": CallSpec(CallKind.OPEN, dirfd=0),
@@ -73,13 +80,18 @@ SYSCALLS: Final[dict[str, CallSpec]] = {
     "unlink": CallSpec(CallKind.UNLINK),
     "unlinkat": CallSpec(CallKind.UNLINK, dirfd=0),
     "ptrace": CallSpec(CallKind.PTRACE),
+    **dict.fromkeys(("kill", "tkill"), CallSpec(CallKind.SIGNAL, signal=1)),
+    "tgkill": CallSpec(CallKind.SIGNAL, signal=2),
     **dict.fromkeys(_DIRFD_NAMING, _NAMES_AT),
     **dict.fromkeys(("renameat", "renameat2", "linkat", "symlinkat"), _NAMES_TWO_DIRS),
 }
 
 # i386 reaches the socket calls through socketcall(2), whose first argument says which one
 # (linux/net.h); its SOCKETCALL record holds the real arguments.
-SOCKETCALLS: Final[dict[int, str]] = {1: "socket", 2: "bind", 3: "connect", 5: "accept", 18: "accept4"}
+SOCKETCALLS: Final[dict[int, str]] = {
+    1: "socket", 2: "bind", 3: "connect", 5: "accept", 11: "sendto", 12: "recvfrom", 16: "sendmsg",
+    17: "recvmsg", 18: "accept4", 19: "recvmmsg", 20: "sendmmsg",
+}  # fmt: skip
 
 
 def spec_of(name: str | None) -> CallSpec | None:
