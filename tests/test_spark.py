@@ -166,6 +166,19 @@ def parse_stats(stderr: str) -> dict[str, int]:
     return figures
 
 
+def parse_counts(stderr: str, title: str) -> dict[str, int]:
+    """One list of the command's --stats report (`count  reason` lines under `title:`)."""
+    lines = stderr.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == f"{title}:"), None)
+    counts = {}
+    for line in lines[start + 1:] if start is not None else []:
+        match = re.match(r"^\s+(\d+)  (.+)$", line)
+        if match is None:
+            break
+        counts[match[2]] = int(match[1])
+    return counts
+
+
 @needs_java
 def test_stats_are_the_commands_per_host(fleet, cli, converted):
     _, hosts = fleet
@@ -174,6 +187,7 @@ def test_stats_are_the_commands_per_host(fleet, cli, converted):
     for row in rows:
         written[row.host] += 1
     assert set(stats) == {h.name for h in hosts}
+    some_unresolved = False
     for host in hosts:
         row, done = stats[host.name], cli[host.name]
         stderr = done.stderr.decode()
@@ -186,6 +200,9 @@ def test_stats_are_the_commands_per_host(fleet, cli, converted):
             continue
         assert row.error is None
         assert {key: row[key] for key in parse_stats(stderr)} == parse_stats(stderr), host.name
+        unresolved = parse_counts(stderr, "events written with a value the log did not hold, by which")
+        assert row.unresolved == unresolved, host.name
+        some_unresolved = some_unresolved or bool(unresolved)
         assert row.events_written == written[host.name]
         if host.damaged:
             assert row.rejected >= 2 and sum(row.rejected_by_reason.values()) == row.rejected
@@ -198,6 +215,7 @@ def test_stats_are_the_commands_per_host(fleet, cli, converted):
         else:
             assert (row.rejected, row.read_errors, row.rejects, row.inputs_read) == (0, [], [], row.inputs)
             assert row.lines == host.lines
+    assert some_unresolved, "some host's events lack a value the log did not hold"
 
 
 def test_damaged_host_holds_the_garbage():
@@ -495,4 +513,4 @@ def test_an_internal_error_stops_only_its_host():
     assert {row[0] for row in out} == {"good"} and len(out) >= 50
     bad, good = job.results.value["bad"], job.results.value["good"]
     assert bad.error.startswith("conversion stopped by an internal error: TypeError(")
-    assert good.error is None and good.counts[-1] == len(out)
+    assert good.error is None and good.counts[7] == len(out)  # events written

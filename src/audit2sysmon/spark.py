@@ -97,10 +97,14 @@ STATS_SCHEMA = T.StructType(
         T.StructField("exec_syscalls", T.LongType(), False),
         T.StructField("process_create", T.LongType(), False),
         T.StructField("events_written", T.LongType(), False),
+        T.StructField("lost_events", T.LongType(), False),  # by serial numbers skipped (live logs)
         T.StructField("read_errors", T.ArrayType(T.StringType(), False), False),
         T.StructField("rejected_by_reason", _COUNTS, False),
         T.StructField("exec_rejected", _COUNTS, False),
         T.StructField("damaged", _COUNTS, False),
+        T.StructField("unresolved", _COUNTS, False),
+        T.StructField("filtered", _COUNTS, False),  # by EventID, with a Sysmon configuration
+        T.StructField("rule_names", _COUNTS, False),
         T.StructField("rejects", T.ArrayType(T.StringType(), False), False),  # the first messages
         T.StructField("warnings", T.ArrayType(T.StringType(), False), False),
         T.StructField("error", T.StringType(), True),  # the host could not be converted at all
@@ -141,11 +145,14 @@ class _HostResult(NamedTuple):
     """One host's report as it travels from its task to the driver (an accumulator value)."""
 
     inputs_read: int
-    counts: tuple[int, ...]  # lines, records, skipped, rejected, audit events, execs, creates, written
+    counts: tuple[int, ...]  # lines, records, skipped, rejected, audit events, execs, creates, written, lost
     read_errors: list[str]
     reasons: dict[str, int]
     exec_rejected: dict[str, int]
     damaged: dict[str, int]
+    unresolved: dict[str, int]
+    filtered: dict[str, int]
+    rule_names: dict[str, int]
     rejects: list[str]
     warnings: list[str]
     error: str | None
@@ -237,7 +244,10 @@ def _bytes(value: Any) -> Any:
 
 def _result(report: HostReport, missing: list[int]) -> _HostResult:
     s = report.stats
-    counts = (s.lines, s.records, s.skipped, s.rejected, s.events, s.exec_syscalls, s.process_create, s.written)
+    counts = (
+        s.lines, s.records, s.skipped, s.rejected, s.events, s.exec_syscalls, s.process_create, s.written,
+        s.lost_events,
+    )  # fmt: skip
     return _HostResult(
         report.inputs_read,
         counts,
@@ -245,6 +255,9 @@ def _result(report: HostReport, missing: list[int]) -> _HostResult:
         dict(s.reasons),
         {str(reason): count for reason, count in s.exec_rejected.items()},
         {str(kind): count for kind, count in s.damaged.items()},
+        {str(which): count for which, count in s.unresolved.items()},
+        {str(event_id): count for event_id, count in s.filtered.items()},
+        dict(s.rule_names),
         report.rejects,
         report.warnings,
         report.error,
@@ -317,6 +330,9 @@ class FleetConversion:
             result.reasons,
             result.exec_rejected,
             result.damaged,
+            result.unresolved,
+            result.filtered,
+            result.rule_names,
             result.rejects,
             result.warnings,
             result.error,
