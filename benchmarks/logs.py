@@ -114,16 +114,19 @@ def diverse(copies: int = 1, source: Path = DIVERSE) -> InputLog:
     return InputLog("diverse", path, meta)
 
 
-def unique(lines: int | None = None, seed: int = 1, source: Path = DIVERSE) -> InputLog:
-    """unique_log.py over the diverse capture's events; `lines` defaults to the capture's count."""
+def unique(lines: int | None = None, seed: int = 1, scope: str = "event", source: Path = DIVERSE) -> InputLog:
+    """unique_log.py over the diverse capture's events; `lines` defaults to the capture's count.
+
+    `scope` "event": no body repeats at all; "image": none repeats between process images
+    (unique_log.py's docstring)."""
     src = diverse(1, source)
     count = lines if lines is not None else src.lines
-    path = cache_dir() / f"unique-{count}-seed{seed}.log"
-    how = {"kind": "unique", "source": _source_id(source), "lines": count, "seed": seed}
+    path = cache_dir() / f"unique-{scope}-{count}-seed{seed}.log"
+    how = {"kind": "unique", "source": _source_id(source), "lines": count, "seed": seed, "scope": scope}
     meta = _cached(path, how)
     if meta is None:
-        meta = _write(path, how, unique_log.UniqueLog(unique_log.read_source(src.path), seed).lines(count))
-    return InputLog("unique", path, meta)
+        meta = _write(path, how, unique_log.UniqueLog(unique_log.read_source(src.path), seed, scope).lines(count))
+    return InputLog("unique" if scope == "event" else f"unique-{scope}", path, meta)
 
 
 def existing(path: Path) -> InputLog:
@@ -137,12 +140,12 @@ def existing(path: Path) -> InputLog:
 
 
 def ensure(kind: str, *, lines: int = build_log.DEFAULT_LINES, copies: int = 1, unique_lines: int | None = None,
-           seed: int = 1) -> InputLog:
+           seed: int = 1, scope: str = "event") -> InputLog:
     """The input of `kind` (one of KINDS), built when missing."""
     if kind == "repetitive":
         return repetitive(lines)
     if kind == "diverse":
         return diverse(copies)
     if kind == "unique":
-        return unique(unique_lines, seed)
+        return unique(unique_lines, seed, scope)
     raise ValueError(f"unknown input kind {kind!r} (choose from {', '.join(KINDS)})")

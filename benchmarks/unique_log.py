@@ -8,31 +8,39 @@ identifies a process, a file or a command so that it is new:
 
 - every pid of every copy of the source is a fresh pid (`pid=`, `ppid=`, and the child pid
   that a successful clone/fork/vfork/clone3 returns), so parent and child links still hold;
-- every *process image* (a process from its start or its last successful exec on) gets a
-  salt, a short suffix never used before, and every string it shows is salted: the
-  executable (`exe=`), `comm=`, the CWD, every PATH name, every argument of EXECVE and
-  PROCTITLE. A string is salted per path component (`/usr/bin/gcc` → `/usr_k3f/bin_k3f/
-  gcc_k3f`), so a directory and the names under it still agree. A forked child keeps its
-  parent's salt until it execs: it still runs its parent's image;
-- every inode a process image shows is a fresh number;
+- every event gets a *salt*, a short suffix never used before, and every string its
+  records show is salted: the executable (`exe=`), `comm=`, the CWD, every PATH name, every
+  argument of EXECVE and PROCTITLE. A string is salted per path component (`/usr/bin/gcc`
+  → `/usr_k3f/bin_k3f/gcc_k3f`), so within the event a directory and the names under it,
+  the executable and the PATH item that names it, EXECVE and PROCTITLE, still agree;
+- every inode an event shows is a fresh number;
 - stamps and serials move on from copy to copy as in build_log.py.
 
-What still repeats is what a real log cannot help repeating: a process's own records (the
-SYSCALL tail from `auid=` on and the PROCTITLE of every syscall of one process image, the
-same file opened twice by one process), user and group ids, syscall numbers, flags,
-BPRM_FCAPS capability sets, the ENRICHED names of a few users. `record_repeats()` measures
-it per record type; benchmarks/README.md has the figures.
+So no body of a SYSCALL (from ` auid=` on: what the parser looks up whole), EXECVE, PATH,
+CWD or PROCTITLE record is ever written twice. What still repeats are pairs of the SYSCALL
+head (`arch=`, `syscall=`, `success=`, uids, a process's pid), BPRM_FCAPS capability sets
+and the ENRICHED tails (user and syscall names), which no real log varies either.
+
+That is beyond what a real log can do: a process shows the same executable, CWD and
+PROCTITLE in each of its events (the compiler driver's search through PATH is eight failed
+execs of one process). `scope="image"` salts per *process image* instead (a process from its
+start or its last successful exec on; a forked child keeps its parent's image until it
+execs): then nothing repeats between process images, but a process's own events repeat, as
+on a real host whose programs never run twice. The mapper sees an executable change at every
+event of the `event` scope and learns a new identity each time; the Sysmon events it writes
+are the same in number and kind in both scopes.
 
 Values keep the kernel's encoding: a quoted value stays quoted (a salt adds only `_`, digits
 and lower-case letters, which the kernel writes quoted), a hex value stays hex. Lines get
 longer by the salts (about 5 characters per path component or argument).
 
-Deterministic: the same source, count and seed give the same bytes. The seed picks where
+Deterministic: the same source, count, scope and seed give the same bytes. The seed picks where
 pids, salts and inodes start.
 
 Usage:
     python benchmarks/unique_log.py SOURCE -n 216813 -o /tmp/unique.log
     python benchmarks/unique_log.py SOURCE.xz -n 1000 -o -       # to stdout
+    python benchmarks/unique_log.py SOURCE --scope image -o /tmp/unique-images.log
 """
 
 from __future__ import annotations
@@ -62,6 +70,7 @@ _EXECS = frozenset({("c000003e", "59"), ("c000003e", "322"), ("40000003", "11"),
 # Body keys whose value is a string this generator salts, per record type.
 _SALTED = {"CWD": ("cwd",), "PATH": ("name",), "SYSCALL": ("exe",)}
 _NULLS = frozenset({"(null)", "(none)", "?"})
+SCOPES = ("event", "image")
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
@@ -116,7 +125,9 @@ class _Copy:
 class UniqueLog:
     """Rewrites the lines of a source capture, copy after copy, so that nothing repeats."""
 
-    def __init__(self, source: Sequence[str], seed: int = 1) -> None:
+    def __init__(self, source: Sequence[str], seed: int = 1, scope: str = "event") -> None:
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
         if not source:
             raise ValueError("the source capture is empty")
         heads = []
@@ -126,6 +137,7 @@ class UniqueLog:
                 raise ValueError(f"source line {n}: not a raw or ENRICHED audit record with a stamp")
             heads.append((int(m.group(2)) * 1000 + int(m.group(3)), int(m.group(4))))
         self.source = source
+        self.per_event = scope == "event"
         self.first_ms = min(ms for ms, _ in heads)
         self.last_ms = max(ms for ms, _ in heads)
         self.min_serial = min(s for _, s in heads)
@@ -164,11 +176,21 @@ class UniqueLog:
         self._next_salt += 1
         return salt
 
-    def _image_salt(self, copy: _Copy, pid: int) -> bytes:
-        salt = copy.salts.get(pid)
-        if salt is None:
-            salt = copy.salts[pid] = self._salt()
-        return salt
+    def _image(self, copy: _Copy, pid: int, parent: int | None, child: int | None, is_exec: bool) -> bytes:
+        """The salt of `pid`'s process image (`image` scope), learning from this SYSCALL.
+
+        A process not seen before runs its parent's image until it execs; a successful exec
+        starts a new image; a clone's child runs the image of the process that cloned it
+        (unless the child was seen first: a vfork parent's record comes after its child's).
+        """
+        salts = copy.salts
+        if is_exec:
+            salts[pid] = self._salt()
+        elif pid not in salts:
+            salts[pid] = salts[parent] if parent is not None and parent in salts else self._salt()
+        if child is not None and child not in salts:
+            salts[child] = salts[pid]
+        return salts[pid]
 
     def _event_salt(self, copy: _Copy, stamp: str, salt: bytes | None = None) -> bytes:
         """The salt of the event `stamp`: its SYSCALL's process image (set by that record),
@@ -213,26 +235,22 @@ class UniqueLog:
         call = (value.get("arch", ""), value.get("syscall", ""))
         success = value.get("success") == "yes"
         pid = self._pid(copy, int(value["pid"])) if value.get("pid", "").isdecimal() else None
-        if "ppid" in at and value["ppid"].isdecimal():
-            parent = self._pid(copy, int(value["ppid"]))
-            pairs[at["ppid"]] = f"ppid={parent}"
-            if pid is not None and pid not in copy.salts and parent in copy.salts:
-                copy.salts[pid] = copy.salts[parent]  # not exec'd yet: its parent's image
+        parent = self._pid(copy, int(value["ppid"])) if value.get("ppid", "").isdecimal() else None
+        exit_code = value.get("exit", "")
+        cloned = success and call in _CLONES and exit_code.isdecimal() and int(exit_code) > 0
+        child = self._pid(copy, int(exit_code)) if cloned else None
         is_exec = pid is not None and success and call in _EXECS
         if pid is not None:
             pairs[at["pid"]] = f"pid={pid}"
-            if is_exec:
-                copy.salts[pid] = self._salt()  # a new image from here on
-            salt = self._image_salt(copy, pid)
-        else:
-            salt = self._salt()
-        self._event_salt(copy, stamp, salt)
-        exit_code = value.get("exit", "")
-        if success and call in _CLONES and exit_code.isdecimal() and int(exit_code) > 0:
-            child = self._pid(copy, int(exit_code))
+        if parent is not None:
+            pairs[at["ppid"]] = f"ppid={parent}"
+        if child is not None:
             pairs[at["exit"]] = f"exit={child}"
-            if pid is not None and child not in copy.salts:  # a vfork child may have exec'd first
-                copy.salts[child] = copy.salts[pid]
+        if self.per_event or pid is None:
+            salt = self._salt()
+        else:
+            salt = self._image(copy, pid, parent, child, is_exec)
+        self._event_salt(copy, stamp, salt)
         if "comm" in at:
             decoded = _decode(value["comm"])
             if decoded is not None:
@@ -308,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("-n", "--lines", type=int, help="line count (default: as many as the source has)")
     ap.add_argument("-o", "--output", default="-", help="output file, - for stdout (default)")
     ap.add_argument("--seed", type=int, default=1, help="where pids, salts and inodes start (default 1)")
+    ap.add_argument("--scope", choices=SCOPES, default="event",
+                    help="salt strings per event (default: no body repeats) or per process image")
     args = ap.parse_args(argv)
     source = read_source(args.source)
     count = args.lines if args.lines is not None else len(source)
@@ -316,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8", errors="surrogateescape")
     execs = 0
     with out:
-        for text, is_exec in UniqueLog(source, args.seed).lines(count):
+        for text, is_exec in UniqueLog(source, args.seed, args.scope).lines(count):
             out.write(text)
             execs += is_exec
     print(json.dumps({"lines": count, "process_create": execs}), file=sys.stderr)
