@@ -114,10 +114,11 @@ def salted(value: bytes, salt: bytes) -> bytes:
 
 @dataclass(slots=True)
 class _Copy:
-    """What one copy of the source maps: pids, the salt of each process image, inodes."""
+    """What one copy of the source maps: pids, the process image of each pid, inodes, event salts."""
 
     pids: dict[int, int] = field(default_factory=dict)
-    salts: dict[int, bytes] = field(default_factory=dict)  # new pid -> salt of its current image
+    # new pid -> (salt, executable as written) of its current image (`image` scope)
+    images: dict[int, tuple[bytes, str]] = field(default_factory=dict)
     inodes: dict[tuple[bytes, str], str] = field(default_factory=dict)
     events: OrderedDict[str, bytes] = field(default_factory=OrderedDict)  # stamp -> salt
 
@@ -176,21 +177,25 @@ class UniqueLog:
         self._next_salt += 1
         return salt
 
-    def _image(self, copy: _Copy, pid: int, parent: int | None, child: int | None, is_exec: bool) -> bytes:
+    def _image(self, copy: _Copy, pid: int, parent: int | None, child: int | None, is_exec: bool, exe: str) -> bytes:
         """The salt of `pid`'s process image (`image` scope), learning from this SYSCALL.
 
-        A process not seen before runs its parent's image until it execs; a successful exec
-        starts a new image; a clone's child runs the image of the process that cloned it
-        (unless the child was seen first: a vfork parent's record comes after its child's).
+        A successful exec starts a new image. A clone's child runs the image of the process
+        that cloned it (unless the child was seen first: a vfork parent's record comes after
+        its child's). A process first seen without either runs its parent's image if it
+        shows the parent's executable, else an image of its own; so does a process whose
+        executable changed without an exec in the log.
         """
-        salts = copy.salts
-        if is_exec:
-            salts[pid] = self._salt()
-        elif pid not in salts:
-            salts[pid] = salts[parent] if parent is not None and parent in salts else self._salt()
-        if child is not None and child not in salts:
-            salts[child] = salts[pid]
-        return salts[pid]
+        images = copy.images
+        known = images.get(pid)
+        if is_exec or (known is not None and known[1] != exe):
+            known = images[pid] = (self._salt(), exe)
+        elif known is None:
+            mother = images.get(parent) if parent is not None else None
+            known = images[pid] = mother if mother is not None and mother[1] == exe else (self._salt(), exe)
+        if child is not None and child not in images:
+            images[child] = known
+        return known[0]
 
     def _event_salt(self, copy: _Copy, stamp: str, salt: bytes | None = None) -> bytes:
         """The salt of the event `stamp`: its SYSCALL's process image (set by that record),
@@ -249,7 +254,7 @@ class UniqueLog:
         if self.per_event or pid is None:
             salt = self._salt()
         else:
-            salt = self._image(copy, pid, parent, child, is_exec)
+            salt = self._image(copy, pid, parent, child, is_exec, value.get("exe", ""))
         self._event_salt(copy, stamp, salt)
         if "comm" in at:
             decoded = _decode(value["comm"])
