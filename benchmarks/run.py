@@ -550,18 +550,33 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if res.skipped or (res.runs and res.runs[-1].timed_out):
                         continue
                     run_tool(bench, name, args, f"[{rep + 1}/{args.repetitions}]")
+            # after every round, so that an interrupted run keeps what it measured
+            write_json(args, benches, capacity, None, load_before, rounds=rep + 1)
     capacity_after = parallel_capacity()
 
-    for bench in benches:
-        for res in bench.tools.values():
-            summarise(res, bench.log.lines, bench.log.process_create)
-        compare(bench.tools)
     print_table(benches)
     print_caches(benches)
     print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (1 min)")
     print(f"parallel capacity: two CPU-bound processes get {capacity:.2f}x (before) and {capacity_after:.2f}x "
           f"(after) the work of one done (cli-jobs: --jobs {args.jobs})")
+    write_json(args, benches, capacity, capacity_after, load_before, rounds=args.repetitions)
+    print(f"\nfigures written to {args.json}")
+    return 0
 
+
+def write_json(
+    args: argparse.Namespace,
+    benches: list[Bench],
+    capacity: float,
+    capacity_after: float | None,
+    load_before: tuple[float, float, float],
+    rounds: int,
+) -> None:
+    """The figures so far (`rounds` of `args.repetitions` done) to `args.json`."""
+    for bench in benches:
+        for res in bench.tools.values():
+            summarise(res, bench.log.lines, bench.log.process_create)
+        compare(bench.tools)
     payload = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine(),
@@ -575,6 +590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "loadavg_after": os.getloadavg(),
         "max_background_cores": args.max_background,
         "repetitions": args.repetitions,
+        "rounds_done": rounds,
         "rss_source": "GNU time %M" if os.path.exists(GNU_TIME) else "os.wait4 (includes this script's RSS)",
         "laurel_config": LAUREL_CONFIG,
         "headline": benches[0].log.kind,
@@ -590,8 +606,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(payload, indent=1) + "\n")
-    print(f"\nfigures written to {args.json}")
-    return 0
 
 
 if __name__ == "__main__":
