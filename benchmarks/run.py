@@ -55,7 +55,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -113,6 +113,7 @@ class ToolResult:
     version: str | None = None
     skipped: str | None = None
     runs: list[Run] = field(default_factory=list)
+    clean_runs: int = 0  # runs during which other processes stayed below --max-background
     median_wall_s: float | None = None
     lines_per_s: float | None = None
     process_create_per_s: float | None = None
@@ -303,12 +304,17 @@ def prepare(name: str, log: Path, workdir: Path, install_laurel: bool, jobs: int
     return result, stdin
 
 
-def summarise(result: ToolResult, lines: int, process_create: int) -> None:
+def summarise(result: ToolResult, lines: int, process_create: int, max_background: float) -> None:
+    """Medians over the runs that finished; only over the clean ones (other processes used at
+    most `max_background` cores) when there are any, which `clean_runs` counts."""
     good = [r for r in result.runs if r.returncode == 0 and not r.timed_out and not r.discarded]
     bad = [r for r in result.runs if r.returncode != 0 or r.timed_out]
     if bad:
         first = bad[0]
         result.error = "timed out" if first.timed_out else f"exit {first.returncode}: {first.stdout}"
+    clean = [r for r in good if r.background_cores is not None and r.background_cores <= max_background]
+    result.clean_runs = len(clean)
+    good = clean or good
     if not good:
         return
     median = statistics.median(r.wall_s for r in good)
@@ -388,14 +394,13 @@ class Bench:
 
 
 def print_table(benches: list[Bench]) -> None:
-    print(f"\naudit2sysmon build: {build()}")
     for bench in benches:
         log = bench.log
         print(f"{log.kind:<10} {log.path} ({log.lines:,} lines, {log.process_create:,} ProcessCreate, "
               f"{int(log.meta['bytes']) / log.lines:.0f} bytes/line)")  # type: ignore[call-overload]
     head = (
         f"{'input':<10} {'tool':<9} {'median s':>9} {'CPU s':>7} {'lines/s':>11} {'PC/s':>9} {'peak RSS':>10} "
-        f"{'x laurel':>9} {'RSS x laurel':>13} {'bg cores':>9}"
+        f"{'x laurel':>9} {'RSS x laurel':>13} {'clean':>6}"
     )
     print(head)
     print("-" * len(head))
@@ -410,15 +415,12 @@ def print_table(benches: list[Bench]) -> None:
                 continue
             ratio = f"{r.lines_per_s_vs_laurel:.2f}" if r.lines_per_s_vs_laurel is not None else "-"
             rss_ratio = f"{r.peak_rss_vs_laurel:.2f}" if r.peak_rss_vs_laurel is not None else "-"
-            kept = [run for run in r.runs if not run.discarded and run.background_cores is not None]
-            background = f"{max(run.background_cores for run in kept):.2f}" if kept else "-"  # type: ignore[type-var]
+            finished = [run for run in r.runs if not run.discarded and run.returncode == 0]
+            clean = f"{r.clean_runs}/{len(finished)}"
             print(
                 f"{name} {r.median_wall_s:>9.2f} {r.median_cpu_s:>7.2f} {r.lines_per_s:>11,.0f} "
-                f"{r.process_create_per_s:>9,.0f} {r.peak_rss_mb:>8.1f}MB {ratio:>9} {rss_ratio:>13} {background:>9}"
+                f"{r.process_create_per_s:>9,.0f} {r.peak_rss_mb:>8.1f}MB {ratio:>9} {rss_ratio:>13} {clean:>6}"
             )
-            discarded = sum(run.discarded for run in r.runs)
-            if discarded:
-                print(f"{'':<20} ({discarded} run(s) repeated: the background was busy)")
             if r.error:
                 print(f"{'':<20} (some runs failed: {r.error})")
 
@@ -508,7 +510,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=HERE / "results.json", help="where to write the figures")
     ap.add_argument("--no-install-laurel", dest="install_laurel", action="store_false",
                     help="do not apt-get install laurel when it is missing")
+    ap.add_argument("--summary", type=Path, metavar="JSON",
+                    help="print the tables of an earlier run's JSON again (medians over its clean runs)")
     args = ap.parse_args(argv)
+    if args.summary:
+        benches = load_benches(args.summary, args.max_background)
+        print_table(benches)
+        print_caches(benches)
+        return 0
     names = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = set(names) - set(TOOLS)
     if unknown or not names:
@@ -554,6 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_json(args, benches, capacity, None, load_before, rounds=rep + 1)
     capacity_after = parallel_capacity()
 
+    print(f"\naudit2sysmon build: {build()}")
     print_table(benches)
     print_caches(benches)
     print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (1 min)")
@@ -562,6 +572,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_json(args, benches, capacity, capacity_after, load_before, rounds=args.repetitions)
     print(f"\nfigures written to {args.json}")
     return 0
+
+
+def load_benches(path: Path, max_background: float) -> list[Bench]:
+    """The inputs and runs of a JSON this script wrote, summarised again."""
+    data = json.loads(path.read_text())
+    known = {f.name for f in fields(ToolResult)}
+    benches = []
+    for entry in data["inputs"]:
+        log = logs.InputLog(entry["input"], Path(entry["log"]["path"]), entry["log"])
+        tools = {}
+        for name, raw in entry["tools"].items():
+            res = ToolResult(**{k: v for k, v in raw.items() if k in known and k != "runs"})
+            res.runs = [Run(**run) for run in raw["runs"]]
+            summarise(res, log.lines, log.process_create, max_background)
+            tools[name] = res
+        compare(tools)
+        benches.append(Bench(log, tools, {}, entry.get("caches")))
+    print(f"{path}: {data['audit2sysmon_build']} build, {data['when']}, medians over runs with at most "
+          f"{max_background} background cores where there are any")
+    return benches
 
 
 def write_json(
@@ -575,7 +605,7 @@ def write_json(
     """The figures so far (`rounds` of `args.repetitions` done) to `args.json`."""
     for bench in benches:
         for res in bench.tools.values():
-            summarise(res, bench.log.lines, bench.log.process_create)
+            summarise(res, bench.log.lines, bench.log.process_create, args.max_background)
         compare(bench.tools)
     payload = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
