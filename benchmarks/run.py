@@ -507,7 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--retries", type=int, default=2, help="repeat a run this often at most when the background was busy")
     ap.add_argument("--max-wait", type=float, default=120, help="wait at most this many s for quiet CPUs before a run")
     ap.add_argument("--no-caches", dest="caches", action="store_false", help="do not measure cache hit rates")
-    ap.add_argument("--json", type=Path, default=HERE / "results.json", help="where to write the figures")
+    ap.add_argument("--json", type=Path, default=HERE / "results-diverse.json",
+                    help="where to write the figures (default benchmarks/results-diverse.json)")
     ap.add_argument("--no-install-laurel", dest="install_laurel", action="store_false",
                     help="do not apt-get install laurel when it is missing")
     ap.add_argument("--summary", type=Path, metavar="JSON",
