@@ -43,12 +43,14 @@ import gc
 import io
 import pstats
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from types import ModuleType
+from typing import Any
 
 from audit2sysmon import convert
 
 
-def _load(name: str) -> object:
+def _load(name: str) -> ModuleType:
     """A module of this directory by file (the directory itself is off sys.path, see above)."""
     spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
     assert spec is not None and spec.loader is not None
@@ -280,12 +282,12 @@ def fields_read(log: Path) -> None:
 
         return wrapper
 
-    def whole(fn: object) -> object:
-        def wrapper(records: object) -> object:
-            records = list(records)  # type: ignore[call-overload]
-            for rec in records:
+    def whole(fn: Callable[[list[Record]], Any]) -> Callable[[Iterable[Record]], Any]:
+        def wrapper(records: Iterable[Record]) -> Any:
+            kept = list(records)
+            for rec in kept:
                 read[id(rec)].update(f.key for f in rec.fields)
-            return fn(records)  # type: ignore[operator]
+            return fn(kept)
 
         return wrapper
 
@@ -385,7 +387,6 @@ def main_process(log: Path, repeats: int) -> None:
     (best of). The CLI's garbage-collector setting (threshold 50,000) is used throughout.
     """
     import gc
-    import marshal
     import os
     import resource
     import subprocess
@@ -397,7 +398,7 @@ def main_process(log: Path, repeats: int) -> None:
     from audit2sysmon.correlate import SeamState
     from audit2sysmon.facts import from_plain
     from audit2sysmon.options import Options
-    from audit2sysmon.parallel import _unpack, read_chunk, stream_chunks
+    from audit2sysmon.parallel import Chunk, Packed, _unpack, read_chunk, stream_chunks
     from audit2sysmon.render import formatter
     from audit2sysmon.users import UserDb
 
@@ -408,28 +409,28 @@ def main_process(log: Path, repeats: int) -> None:
         n = sum(1 for _ in f)
     gc.set_threshold(50_000, 20, 20)
 
-    def best(fn: object) -> float:
+    def best(fn: Callable[[], object]) -> float:
         times = []
         for _ in range(repeats):
             start = time.process_time()
-            fn()  # type: ignore[operator]
+            fn()
             times.append(time.process_time() - start)
         return min(times)
 
-    def cut() -> list[object]:
+    def cut() -> list[Chunk]:
         with open(log, "rb") as f:
             return list(stream_chunks(f, str(log)))
 
     t_cut = best(cut)
     chunks = cut()
-    packed: list[object] = []
+    packed: list[Packed] = []
 
     def work() -> None:
         packed.clear()
-        packed.extend(read_chunk(settings, passwd, chunk) for chunk in chunks)  # type: ignore[arg-type]
+        packed.extend(read_chunk(settings, passwd, chunk) for chunk in chunks)
 
     t_work = best(work)
-    facts_bytes = sum(len(p[0]) for p in packed)  # type: ignore[index]
+    facts_bytes = sum(len(data) for data, _ in packed)
 
     def main_part(apply: bool, render: bool, rebuild: bool = True) -> None:
         conv = Converter(options)
@@ -437,7 +438,7 @@ def main_process(log: Path, repeats: int) -> None:
         with open(os.devnull, "wb") as out:
             writer = EventWriter(out, formatter("syslog"))
             for one in packed:
-                result = _unpack(one)  # type: ignore[arg-type]
+                result = _unpack(one)
                 state.check(result.summary)
                 state.advance(result.summary)
                 if not rebuild:
@@ -492,17 +493,16 @@ def main_process(log: Path, repeats: int) -> None:
     print(f"  main process in all                    {us(main_total)}")
     print(f"CLI --jobs 2 for comparison: {jobs_wall:.2f} s wall, {jobs_cpu:.2f} s CPU in all processes "
           f"({n / jobs_wall:,.0f} lines/s against {n / one_wall:,.0f} for one process)")
-    f = main_total / one_cpu
-    print(f"\nserial share f = main / one process = {f:.2f}")
+    share = main_total / one_cpu
+    print(f"\nserial share f = main / one process = {share:.2f}")
     print("Amdahl, 1 / (f + (1 - f) / N), the main process's work not overlapped with the workers':")
-    print("  " + ", ".join(f"N={k}: {1 / (f + (1 - f) / k):.2f}x" for k in (2, 4, 8)) + f", N→∞: {1 / f:.2f}x")
+    print("  " + ", ".join(f"N={k}: {1 / (share + (1 - share) / k):.2f}x" for k in (2, 4, 8)) + f", N→∞: {1 / share:.2f}x")
     print("pipelined (the main process applies chunk k while workers read chunk k+1), bounded by "
           "the main process and by the workers' CPU:")
     print("  " + ", ".join(f"N={k}: {min(one_cpu / main_total, k * one_cpu / t_work):.2f}x" for k in (2, 4, 8))
           + f", N→∞: {one_cpu / main_total:.2f}x")
     cores = os.cpu_count() or 1
     print(f"with {cores} cores for everything (workers + main): at most {cores * one_cpu / (t_work + main_total):.2f}x")
-    del marshal  # imported for the reader: what the workers' results are packed with
 
 
 def main(argv: Sequence[str] | None = None) -> int:

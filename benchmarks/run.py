@@ -515,9 +515,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="print the tables of an earlier run's JSON again (medians over its clean runs)")
     args = ap.parse_args(argv)
     if args.summary:
-        benches = load_benches(args.summary, args.max_background)
-        print_table(benches)
-        print_caches(benches)
+        earlier = load_benches(args.summary, args.max_background)
+        print_table(earlier)
+        print_caches(earlier)
         return 0
     names = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = set(names) - set(TOOLS)

@@ -115,7 +115,7 @@ def test_pids_never_repeat_between_copies_and_links_hold(source):
     half = len(source)
 
     def pids(part: list[str]) -> set[str]:
-        out = set()
+        out: set[str] = set()
         for line in part:
             rec = parser.parse(line)
             out.update(v for v in (rec.text("pid"), rec.text("ppid")) if v is not None)
