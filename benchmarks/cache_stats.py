@@ -1,24 +1,27 @@
 """How often the parser's caches hit on a log, and how many lines the fast path reads.
 
-The parser (audit2sysmon/parse.py) keeps bounded caches, each emptied when full:
+Each `Parser` keeps bounded caches in a `_Caches` object of its own (audit/parse.py), each
+table emptied when full:
 
 - per set of decoding rules (plain, kernel-only, EXECVE, ENRICHED tail) a table of decoded
   `key=value` pairs (`_Decoded.pairs`) and one of whole bodies (`_Decoded.bodies`; for a
   SYSCALL record its part from ` auid=` on, the pairs before it go to the pair table);
-- `_types_seen` (the `type=` value → name, number, rules) and `_stamps` (stamp → EventId);
-- the `lru_cache`s `_hexable` (may this key hold hex?) and `calls._name_of` (arch and
-  syscall number → name).
+- `types` (the `type=` value -> name, number, rules) and `stamps` (stamp -> `Stamp`);
+- and, process-wide, the memo of syscall names (`audit/syscalls.py`'s `_name_of`, an
+  `lru_cache`: arch and syscall number -> name).
 
 A figure measured on a log whose bodies repeat (build_log.py's) may owe most of its speed to
 them, so the benchmark reports their hit rates beside each input's timings. This script
-counts without changing the package: before converting, it puts a counting dict in place of
-each table and wraps the functions that choose the record type and the parse path. That only
-works on the pure-Python build (a compiled module's functions and classes cannot be
-patched), so run it on the sources: `run.py` starts it with `PYTHONPATH=<repo>/src`. The
-caches and their bounds are the same code in both builds, so their hit rates are too.
+counts without changing the package: before converting, it puts a subclass of `_Caches` in
+its place, whose instances hold counting dicts instead of plain ones, and wraps the
+functions that take the fast path or the grammar. That only works on the pure-Python build
+(a compiled module's classes cannot be subclassed from Python nor its functions replaced),
+so run it on the sources: `run.py` starts it with `PYTHONPATH=<repo>/src`. The caches and
+their bounds are the same code in both builds, so their hit rates are too.
 
 It converts the whole log with `convert()` (as the `api` benchmark tool does), so every
-lookup the conversion makes is counted, and prints the figures as JSON.
+lookup the conversion makes is counted, and prints the figures as JSON. Should more than
+one parser be made, the figures are the sum over all of them.
 
 Usage:
     PYTHONPATH=src python benchmarks/cache_stats.py LOG [--json OUT]
@@ -35,34 +38,17 @@ from pathlib import Path
 from typing import Any
 
 
-class CountingDict(dict):  # type: ignore[type-arg]
-    """A dict that counts `get` hits and misses (per record type), stores and clears."""
+class Tally:
+    """What the tables of one name (say `bodies[EXECVE]`) met, summed over every parser."""
 
-    current_type = ""  # set by the wrapped `_type_of`: the record being parsed
+    current_type = ""  # set by the counting `type_of`: the record being parsed
 
     def __init__(self, name: str) -> None:
-        super().__init__()
         self.name = name
         self.hits: Counter[str] = Counter()
         self.misses: Counter[str] = Counter()
         self.stores = 0
         self.clears = 0
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        value = super().get(key, default)
-        if value is None:
-            self.misses[CountingDict.current_type] += 1
-        else:
-            self.hits[CountingDict.current_type] += 1
-        return value
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self.stores += 1
-        super().__setitem__(key, value)
-
-    def clear(self) -> None:
-        self.clears += 1
-        super().clear()
 
     def summary(self) -> dict[str, Any]:
         hits, misses = sum(self.hits.values()), sum(self.misses.values())
@@ -70,69 +56,106 @@ class CountingDict(dict):  # type: ignore[type-arg]
             "lookups": hits + misses,
             "hits": hits,
             "misses": misses,
-            "hit_rate": hits / (hits + misses) if hits + misses else None,
+            "hit_rate": _rate(hits, misses),
             "stores": self.stores,
             "clears": self.clears,
         }
+
+
+class CountingDict(dict):  # type: ignore[type-arg]
+    """A dict that counts `get` hits and misses (per record type), stores and clears in its tally.
+
+    The parser's tables are only ever read with `get`, written with `[]=` and emptied with
+    `clear` (audit/parse.py), so these three see every use."""
+
+    def __init__(self, tally: Tally) -> None:
+        super().__init__()
+        self.tally = tally
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        value = super().get(key, default)
+        if value is None:
+            self.tally.misses[Tally.current_type] += 1
+        else:
+            self.tally.hits[Tally.current_type] += 1
+        return value
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.tally.stores += 1
+        super().__setitem__(key, value)
+
+    def clear(self) -> None:
+        self.tally.clears += 1
+        super().clear()
 
 
 def _rate(hits: int, misses: int) -> float | None:
     return hits / (hits + misses) if hits + misses else None
 
 
+RULES_NAMES = {(False, False): "plain", (False, True): "kernel-only", (True, True): "EXECVE"}
+
+
 def measure(log: Path) -> dict[str, Any]:
     """Convert `log` with counting caches in place; hit rates and parse paths as a dict."""
     import audit2sysmon
-    from audit2sysmon import calls, convert, parse
+    from audit2sysmon import convert
+    from audit2sysmon.audit import parse, syscalls
 
     if audit2sysmon.build() != "pure Python":
         raise SystemExit("cache_stats.py needs the pure-Python sources (PYTHONPATH=<repo>/src): "
                          f"this interpreter imports the {audit2sysmon.build()} build")
 
-    tables: list[CountingDict] = []
+    tallies: dict[str, Tally] = {}
 
     def counting(name: str) -> CountingDict:
-        table = CountingDict(name)
-        tables.append(table)
-        return table
+        tally = tallies.get(name)
+        if tally is None:
+            tally = tallies[name] = Tally(name)
+        return CountingDict(tally)
 
-    rules_names = {(False, False): "plain", (False, True): "kernel-only", (True, True): "EXECVE"}
-    for rules_key, decoded in parse._BODY_RULES.items():
-        decoded.pairs = counting(f"pairs[{rules_names[rules_key]}]")
-        decoded.bodies = counting(f"bodies[{rules_names[rules_key]}]")
-    parse._ENRICHED_RULES.pairs = counting("pairs[ENRICHED tail]")
-    parse._ENRICHED_RULES.bodies = counting("bodies[ENRICHED tail]")
-    parse._types_seen = counting("_types_seen")
-    parse._stamps = counting("_stamps")
-    parse._hexable.cache_clear()
-    calls._name_of.cache_clear()
+    class CountingCaches(parse._Caches):
+        """A parser's caches whose every table counts; `type_of` also says which record
+        type the lookups that follow are for."""
 
-    type_of = parse._type_of
+        __slots__ = ()
+
+        def __init__(self) -> None:
+            super().__init__()
+            for rules, decoded in self.rules.items():
+                decoded.pairs = counting(f"pairs[{RULES_NAMES[rules]}]")
+                decoded.bodies = counting(f"bodies[{RULES_NAMES[rules]}]")
+            self.enriched.pairs = counting("pairs[ENRICHED tail]")
+            self.enriched.bodies = counting("bodies[ENRICHED tail]")
+            self.types = counting("types")
+            self.stamps = counting("stamps")
+
+        def type_of(self, written: str) -> Any:
+            known = super().type_of(written)
+            Tally.current_type = known[0]
+            return known
+
+    syscalls._name_of.cache_clear()
     fast_parse = parse._fast_parse
     grammar_parse = parse._grammar_parse
     paths: Counter[str] = Counter()
     lines_by_type: Counter[str] = Counter()
 
-    def counted_type_of(written: str) -> Any:
-        known = type_of(written)
-        CountingDict.current_type = known[0]
-        return known
-
-    def counted_fast_parse(line: str, source: Any) -> Any:
-        CountingDict.current_type = ""
-        record = fast_parse(line, source)
+    def counted_fast_parse(line: str, source: Any, caches: Any) -> Any:
+        Tally.current_type = ""
+        record = fast_parse(line, source, caches)
         if record is not None:
             paths["fast path"] += 1
             lines_by_type[record.type_name] += 1
         return record
 
-    def counted_grammar_parse(text: str, zone: Any, source: Any) -> Any:
+    def counted_grammar_parse(text: str, ctx: Any) -> Any:
         paths["grammar"] += 1
-        record = grammar_parse(text, zone, source)
+        record = grammar_parse(text, ctx)
         lines_by_type[record.type_name] += 1
         return record
 
-    parse._type_of = counted_type_of
+    parse._Caches = CountingCaches  # type: ignore[misc]
     parse._fast_parse = counted_fast_parse
     parse._grammar_parse = counted_grammar_parse
 
@@ -148,18 +171,21 @@ def measure(log: Path) -> dict[str, Any]:
         for _ in convert(counted_lines()):
             pass
 
+    if not tallies:
+        raise SystemExit("no parser used the counting caches: audit/parse.py no longer makes its "
+                         "caches with `_Caches()`, and this script needs updating")
     by_type: dict[str, dict[str, Any]] = {}
     for kind, n in lines_by_type.most_common():
         row: dict[str, Any] = {"lines": n}
         for what in ("pairs", "bodies"):
-            hits = sum(t.hits[kind] for t in tables if t.name.startswith(what) and "ENRICHED" not in t.name)
-            misses = sum(t.misses[kind] for t in tables if t.name.startswith(what) and "ENRICHED" not in t.name)
+            kept = [t for t in tallies.values() if t.name.startswith(what) and "ENRICHED" not in t.name]
+            hits = sum(t.hits[kind] for t in kept)
+            misses = sum(t.misses[kind] for t in kept)
             row[what] = {"hits": hits, "misses": misses, "hit_rate": _rate(hits, misses)}
         by_type[kind] = row
-    lru = {}
-    for name, fn in (("_hexable", parse._hexable), ("calls._name_of", calls._name_of)):
-        info = fn.cache_info()
-        lru[name] = {
+    info = syscalls._name_of.cache_info()
+    lru = {
+        "syscalls._name_of": {
             "lookups": info.hits + info.misses,
             "hits": info.hits,
             "misses": info.misses,
@@ -167,6 +193,7 @@ def measure(log: Path) -> dict[str, Any]:
             "size": info.currsize,
             "maxsize": info.maxsize,
         }
+    }
     return {
         "build": "pure Python (sources)",
         "lines": lines,
@@ -174,7 +201,7 @@ def measure(log: Path) -> dict[str, Any]:
         "grammar_lines": paths["grammar"],
         "other_lines": lines - paths["fast path"] - paths["grammar"],
         "fast_path_share": paths["fast path"] / lines if lines else None,
-        "tables": {t.name: t.summary() for t in tables},
+        "tables": {t.name: t.summary() for t in tallies.values()},
         "lru_caches": lru,
         "by_record_type": by_type,
     }

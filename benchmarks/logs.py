@@ -23,8 +23,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.append(str(HERE))
-import build_log  # noqa: E402
-import unique_log  # noqa: E402
+import build_log
+import unique_log
 
 KINDS = ("diverse", "unique", "repetitive")  # the headline first
 DIVERSE = HERE / "data" / "diverse-dev" / "audit.log.xz"

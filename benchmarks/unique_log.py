@@ -53,6 +53,7 @@ import re
 import sys
 from collections import Counter, OrderedDict
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -338,9 +339,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     count = args.lines if args.lines is not None else len(source)
     if count < 1:
         ap.error("--lines must be positive")
-    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8", errors="surrogateescape")
     execs = 0
-    with out:
+    with ExitStack() as stack:
+        out = (
+            sys.stdout
+            if args.output == "-"
+            else stack.enter_context(open(args.output, "w", encoding="utf-8", errors="surrogateescape"))
+        )
         for text, is_exec in UniqueLog(source, args.seed, args.scope).lines(count):
             out.write(text)
             execs += is_exec

@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 
 from audit2sysmon import convert
-from audit2sysmon.correlate import Correlator
-from audit2sysmon.parse import Parser
+from audit2sysmon.audit import Correlator, Parser
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "tests/fixtures/live/diverse-excerpt/audit.log"
@@ -63,7 +62,7 @@ def _bodies(lines: list[str]):
     for line in lines:
         record = parser.parse(line)
         if record is not None:
-            events.extend(correlator.add(record))
+            events.extend(correlator.feed(record))
     events.extend(correlator.flush())
     for event in events:
         syscall = next((r for r in event.records if r.type_name == "SYSCALL"), None)
