@@ -13,11 +13,18 @@ Inputs (logs.py; `--inputs`, default all three, the headline first):
     repetitive  build_log.py's log: real captures repeated, caches hit 95-100 %
 
 Tools:
-    cli       `audit2sysmon LOG -o /dev/null -f syslog`
-    cli-jobs  the same with `--jobs N` (`--jobs` below, default 2): N worker processes
-    api       the library alone: `convert()` over the file, events discarded
-    laurel    `laurel -c CONFIG < LOG > /dev/null` with `[auditlog] file = "-"` (JSON on stdout)
-    ausearch  `ausearch -i -if LOG > /dev/null`
+    cli              `audit2sysmon LOG -o /dev/null -f syslog`
+    cli-jobs         the same with `--jobs N` (`--jobs` below, default 2): N worker processes
+    cli-main.xml     `cli` applying Microsoft's published Sysmon for Linux configuration main.xml
+                     (`-c tests/fixtures/config/main.xml`): what a configuration costs
+    cli-collect-all  `cli` applying Microsoft's collect-all.xml: the configuration machinery
+                     with every event still written
+    api              the library alone: `convert()` over the file, events discarded
+    laurel           `laurel -c CONFIG < LOG > /dev/null` with `[auditlog] file = "-"` (JSON on stdout)
+    ausearch         `ausearch -i -if LOG > /dev/null`
+
+The two configuration tools run on the headline input only (the first of `--inputs`, or
+`--log`): what a configuration costs per event is the same on every input.
 
 Usage:
     python benchmarks/run.py                       # all three inputs, 3 runs each, all tools
@@ -64,7 +71,13 @@ from build_log import DEFAULT_LINES
 from cache_stats import _pct
 
 HERE = Path(__file__).resolve().parent
-TOOLS = ("cli", "cli-jobs", "api", "laurel", "ausearch")
+ROOT = HERE.parent
+# The CLI with a Sysmon configuration (`-c`): Microsoft's own, as published with Sysmon for Linux.
+CONFIGS = {
+    "cli-main.xml": ROOT / "tests" / "fixtures" / "config" / "main.xml",
+    "cli-collect-all": ROOT / "tests" / "fixtures" / "config" / "collect-all.xml",
+}
+TOOLS = ("cli", "cli-jobs", *CONFIGS, "api", "laurel", "ausearch")
 LAUREL_VERSION = "0.5.1"
 
 # The library alone: convert() over the file's lines, every event dropped; the ProcessCreate
@@ -192,7 +205,6 @@ def run_once(cmd: Sequence[str], stdin_path: str | None, timeout: float, capture
     )
 
 
-ROOT = HERE.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -266,7 +278,7 @@ def prepare(name: str, log: Path, workdir: Path, install_laurel: bool, jobs: int
     """The command for tool `name` and the file it reads on stdin (or why it is skipped)."""
     result = ToolResult(name)
     stdin: str | None = None
-    if name in ("cli", "cli-jobs"):
+    if name in ("cli", "cli-jobs", *CONFIGS):
         exe = Path(sys.executable).with_name("audit2sysmon")
         if importlib.util.find_spec("audit2sysmon.cli") is None:
             result.skipped = "audit2sysmon.cli does not exist yet"
@@ -276,6 +288,8 @@ def prepare(name: str, log: Path, workdir: Path, install_laurel: bool, jobs: int
             result.command = [str(exe) if exe.exists() else "audit2sysmon", str(log), "-o", os.devnull, "-f", "syslog"]
             if name == "cli-jobs":
                 result.command += ["--jobs", str(jobs)]
+            if name in CONFIGS:
+                result.command += ["-c", str(CONFIGS[name])]
             result.version = tool_version([result.command[0], "--version"])
     elif name == "api":
         result.command = [sys.executable, "-c", API_SNIPPET, str(log)]
@@ -399,14 +413,14 @@ def print_table(benches: list[Bench]) -> None:
         print(f"{log.kind:<10} {log.path} ({log.lines:,} lines, {log.process_create:,} ProcessCreate, "
               f"{int(log.meta['bytes']) / log.lines:.0f} bytes/line)")  # type: ignore[call-overload]
     head = (
-        f"{'input':<10} {'tool':<9} {'median s':>9} {'CPU s':>7} {'lines/s':>11} {'PC/s':>9} {'peak RSS':>10} "
+        f"{'input':<10} {'tool':<15} {'median s':>9} {'CPU s':>7} {'lines/s':>11} {'PC/s':>9} {'peak RSS':>10} "
         f"{'x laurel':>9} {'RSS x laurel':>13} {'clean':>6}"
     )
     print(head)
     print("-" * len(head))
     for bench in benches:
         for r in bench.tools.values():
-            name = f"{bench.log.kind:<10} {r.name:<9}"
+            name = f"{bench.log.kind:<10} {r.name:<15}"
             if r.skipped:
                 print(f"{name} skipped: {r.skipped}")
                 continue
@@ -422,7 +436,24 @@ def print_table(benches: list[Bench]) -> None:
                 f"{r.process_create_per_s:>9,.0f} {r.peak_rss_mb:>8.1f}MB {ratio:>9} {rss_ratio:>13} {clean:>6}"
             )
             if r.error:
-                print(f"{'':<20} (some runs failed: {r.error})")
+                print(f"{'':<26} (some runs failed: {r.error})")
+
+
+def print_config_cost(benches: list[Bench]) -> None:
+    """What applying a configuration costs the CLI, against the same CLI without one (`cli`),
+    on the inputs where both ran: CPU time per line, and wall time as a ratio."""
+    rows = [(b, b.tools["cli"], b.tools[name]) for b in benches for name in CONFIGS
+            if "cli" in b.tools and name in b.tools]
+    rows = [(b, base, r) for b, base, r in rows if base.median_cpu_s is not None and r.median_cpu_s is not None]
+    if not rows:
+        return
+    print("\nconfiguration cost (CLI with -c against the CLI without; medians):")
+    print(f"{'input':<10} {'tool':<15} {'CPU s':>7} {'CPU µs/line':>12} {'extra µs/line':>14} {'wall x cli':>11}")
+    for bench, base, res in rows:
+        extra = res.median_cpu_s - base.median_cpu_s  # type: ignore[operator]
+        wall = res.median_wall_s / base.median_wall_s  # type: ignore[operator]
+        print(f"{bench.log.kind:<10} {res.name:<15} {res.median_cpu_s:>7.2f} "
+              f"{1e6 * res.median_cpu_s / bench.log.lines:>12.2f} {1e6 * extra / bench.log.lines:>+14.2f} {wall:>11.2f}")
 
 
 CACHE_TYPES = ("SYSCALL", "PROCTITLE", "PATH", "CWD", "EXECVE")
@@ -484,7 +515,7 @@ def run_tool(bench: Bench, name: str, args: argparse.Namespace, label: str) -> N
         res.runs.append(run)
         state = "TIMEOUT" if run.timed_out else f"rc={run.returncode}"
         bg = run.background_cores if run.background_cores is not None else 0.0
-        print(f"{label} {bench.log.kind:<10} {name:<8} {run.wall_s:8.2f}s  {run.maxrss_kb / 1024:7.1f} MB  "
+        print(f"{label} {bench.log.kind:<10} {name:<15} {run.wall_s:8.2f}s  {run.maxrss_kb / 1024:7.1f} MB  "
               f"{state}  bg {bg:.2f}", file=sys.stderr)
         if name == "api" and run.returncode == 0 and run.stdout != str(bench.log.process_create):
             print(f"warning: the library wrote {run.stdout} ProcessCreate events, "
@@ -522,6 +553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.summary:
         earlier = load_benches(args.summary, args.max_background)
         print_table(earlier)
+        print_config_cost(earlier)
         print_caches(earlier)
         return 0
     names = [t.strip() for t in args.tools.split(",") if t.strip()]
@@ -547,7 +579,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     benches: list[Bench] = []
     with tempfile.TemporaryDirectory(prefix="a2s-bench-") as tmp:
         for log in inputs:
-            prepared = {name: prepare(name, log.path, Path(tmp), args.install_laurel, args.jobs) for name in names}
+            prepared = {
+                name: prepare(name, log.path, Path(tmp), args.install_laurel, args.jobs)
+                for name in names
+                if name not in CONFIGS or log is inputs[0]
+            }
             bench = Bench(log, {n: r for n, (r, _) in prepared.items()}, {n: stdin for n, (_, stdin) in prepared.items()})
             benches.append(bench)
             if args.caches:
@@ -571,6 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(f"\naudit2sysmon build: {build()}")
     print_table(benches)
+    print_config_cost(benches)
     print_caches(benches)
     print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (1 min)")
     print(f"parallel capacity: two CPU-bound processes get {capacity:.2f}x (before) and {capacity_after:.2f}x "
