@@ -40,11 +40,17 @@ class InputLog:
 
     @property
     def lines(self) -> int:
-        return int(self.meta["lines"])  # type: ignore[call-overload]
+        return self._count("lines")
 
     @property
     def process_create(self) -> int:
-        return int(self.meta["process_create"])  # type: ignore[call-overload]
+        return self._count("process_create")
+
+    def _count(self, key: str) -> int:
+        value = self.meta[key]
+        if not isinstance(value, int):
+            raise ValueError(f"{self.path}: meta {key} is {value!r}, not a count")
+        return value
 
 
 def cache_dir() -> Path:
@@ -56,7 +62,7 @@ def _cached(path: Path, how: dict[str, object]) -> dict[str, object] | None:
     meta_file = build_log.meta_path(path)
     if not path.exists() or not meta_file.exists():
         return None
-    meta = json.loads(meta_file.read_text())
+    meta: dict[str, object] = json.loads(meta_file.read_text())
     if meta.get("built") != how or path.stat().st_size != meta.get("bytes"):
         return None
     return meta

@@ -261,7 +261,7 @@ def fields_read(log: Path) -> None:
 
     from audit2sysmon import convert
     from audit2sysmon.audit import Correlator, Parser, Record
-    from audit2sysmon.mapping import UserDb, facts
+    from audit2sysmon.mapping import UserDb, argv, facts
 
     lines = _read_lines(log)
     read: dict[int, set[str]] = defaultdict(set)
@@ -285,10 +285,11 @@ def fields_read(log: Path) -> None:
 
         return wrapper
 
-    saved = (facts.execve_argv, facts.execve_damage)
+    readers_of_all = ("execve_argv", "execve_damage")  # mapping/argv.py's, as facts.py imported them
     for name in originals:
         setattr(Record, name, wrap(name))
-    facts.execve_argv, facts.execve_damage = whole(facts.execve_argv), whole(facts.execve_damage)  # type: ignore[assignment]
+    for name in readers_of_all:
+        setattr(facts, name, whole(getattr(argv, name)))
     records_of: Counter[str] = Counter()
     fields_of: Counter[str] = Counter()
     read_of: Counter[str] = Counter()
@@ -334,7 +335,8 @@ def fields_read(log: Path) -> None:
     finally:
         for name, method in originals.items():
             setattr(Record, name, method)
-        facts.execve_argv, facts.execve_damage = saved
+        for name in readers_of_all:
+            setattr(facts, name, getattr(argv, name))
 
     n = len(lines)
     print(f"{log}: {n:,} lines; fields of each record type that extraction reads")

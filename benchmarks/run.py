@@ -439,21 +439,31 @@ def print_table(benches: list[Bench]) -> None:
                 print(f"{'':<26} (some runs failed: {r.error})")
 
 
+def _config_cost(base: ToolResult, res: ToolResult) -> tuple[float, float, float] | None:
+    """(CPU s, extra CPU s, wall ratio) of `res` against `base`; None when either has no median."""
+    if base.median_cpu_s is None or base.median_wall_s is None or res.median_cpu_s is None or res.median_wall_s is None:
+        return None
+    return res.median_cpu_s, res.median_cpu_s - base.median_cpu_s, res.median_wall_s / base.median_wall_s
+
+
 def print_config_cost(benches: list[Bench]) -> None:
     """What applying a configuration costs the CLI, against the same CLI without one (`cli`),
     on the inputs where both ran: CPU time per line, and wall time as a ratio."""
-    rows = [(b, b.tools["cli"], b.tools[name]) for b in benches for name in CONFIGS
-            if "cli" in b.tools and name in b.tools]
-    rows = [(b, base, r) for b, base, r in rows if base.median_cpu_s is not None and r.median_cpu_s is not None]
+    rows = []
+    for bench in benches:
+        base = bench.tools.get("cli")
+        for name in CONFIGS:
+            res = bench.tools.get(name)
+            cost = _config_cost(base, res) if base is not None and res is not None else None
+            if cost is not None:
+                rows.append((bench.log, name, *cost))
     if not rows:
         return
     print("\nconfiguration cost (CLI with -c against the CLI without; medians):")
     print(f"{'input':<10} {'tool':<15} {'CPU s':>7} {'CPU µs/line':>12} {'extra µs/line':>14} {'wall x cli':>11}")
-    for bench, base, res in rows:
-        extra = res.median_cpu_s - base.median_cpu_s  # type: ignore[operator]
-        wall = res.median_wall_s / base.median_wall_s  # type: ignore[operator]
-        print(f"{bench.log.kind:<10} {res.name:<15} {res.median_cpu_s:>7.2f} "
-              f"{1e6 * res.median_cpu_s / bench.log.lines:>12.2f} {1e6 * extra / bench.log.lines:>+14.2f} {wall:>11.2f}")
+    for log, name, cpu, extra, wall in rows:
+        print(f"{log.kind:<10} {name:<15} {cpu:>7.2f} {1e6 * cpu / log.lines:>12.2f} "
+              f"{1e6 * extra / log.lines:>+14.2f} {wall:>11.2f}")
 
 
 CACHE_TYPES = ("SYSCALL", "PROCTITLE", "PATH", "CWD", "EXECVE")

@@ -78,7 +78,7 @@ _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 def read_source(path: Path) -> list[str]:
     """The lines of a capture (xz-compressed when its name ends in .xz), without line ends."""
     opener = lzma.open if path.suffix == ".xz" else open
-    with opener(path, "rt", encoding="utf-8", errors="surrogateescape") as f:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8", errors="surrogateescape") as f:
         # not splitlines(): it also splits at the 0x1D byte that starts an ENRICHED tail
         return f.read().rstrip("\n").split("\n")
 
