@@ -12,8 +12,9 @@ Other modes (each on `--input KIND`, one of logs.py's kinds, or `--log FILE`):
     --fields        what extraction reads of each record type (share of fields read), which
                     lines nothing downstream needs, checked by converting without them
                     (pure-Python build: it wraps `Record`'s methods)
-    --main-process  the sequential part of `--jobs`: apply, render and write pre-extracted
-                    facts, against one whole process; the speed-up ceilings that implies
+    --main-process  the sequential part of `--jobs`: the main process's CPU per line over
+                    pre-extracted facts beside one process's, and the speed-up ceilings
+                    (Amdahl, pipelined) that implies for 2, 4, 8 and 16 workers
 
 Usage:
     python benchmarks/profile.py                   # 100,000 lines, top 20
