@@ -78,7 +78,9 @@ class Template:
 def load_template(path: Path) -> Template:
     """Turn a capture into format strings; every line must carry an audit(…) stamp."""
     lines = []
-    for n, raw in enumerate(path.read_text(encoding="utf-8", errors="surrogateescape").splitlines(), 1):
+    # split("\n"), not splitlines(): that also splits at the 0x1D byte before an ENRICHED tail
+    text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    for n, raw in enumerate(text.rstrip("\n").split("\n"), 1):
         stamp = _STAMP.search(raw)
         if stamp is None:
             raise ValueError(f"{path}:{n}: no msg=audit(...) stamp")
