@@ -36,20 +36,29 @@ class ValueKind(enum.Enum):
     INTERPRETED = "interpreted"
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class Field:
     """One `key=value` of a record body, e.g. `a1=2D6C61` → key `a1`, value `b"-la"`.
 
     `Field`, `Stamp` and `SourceLocation` are read-only by contract and hashable, like
     `Record`, but not frozen: the parse stage builds one `SourceLocation` per line and a
     `Field` per pair it has not seen, and a frozen dataclass's `object.__setattr__` made
-    each cost 2 to 3 times as much in the compiled build (0.5 µs per line).
+    each cost 2 to 3 times as much in the compiled build (0.5 µs per line). Their
+    `__init__` is written out (`init=False`) for the same reason: the one `dataclass`
+    generates is Python code even in the compiled build, where a written one is compiled
+    (Record's alone took 9 % of a conversion). `dataclass` still makes eq, hash and repr.
     """
 
     key: str
     raw: str
     value: bytes
     kind: ValueKind
+
+    def __init__(self, key: str, raw: str, value: bytes, kind: ValueKind) -> None:
+        self.key = key
+        self.raw = raw
+        self.value = value
+        self.kind = kind
 
     @property
     def text(self) -> str:
@@ -58,9 +67,10 @@ class Field:
 
 
 _NULL = ValueKind.NULL
+_BARE = ValueKind.BARE
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class Stamp:
     """The `audit(SEC.MSEC:SERIAL)` stamp shared by every record of one event.
 
@@ -70,6 +80,10 @@ class Stamp:
 
     msec: int
     serial: int
+
+    def __init__(self, msec: int, serial: int) -> None:
+        self.msec = msec
+        self.serial = serial
 
     @property
     def time(self) -> datetime:
@@ -87,18 +101,22 @@ class Stamp:
         return cls(int(sec) * 1000 + int(ms.ljust(3, "0")[:3]), int(serial))
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class SourceLocation:
     """Where a line came from, for error messages: `path:line`."""
 
     path: str
     line: int
 
+    def __init__(self, path: str, line: int) -> None:
+        self.path = path
+        self.line = line
+
     def __str__(self) -> str:
         return f"{self.path}:{self.line}"
 
 
-@dataclass(slots=True, unsafe_hash=True)  # hashable as before: records are read-only by contract
+@dataclass(slots=True, unsafe_hash=True, init=False)  # hashable: records are read-only by contract
 class Record:
     """One audit record: header (type, node, event id) plus ordered body and enrichment.
 
@@ -114,7 +132,8 @@ class Record:
     parse stage built it. A frozen dataclass assigns its attributes through
     `object.__setattr__`, which cost 10 % of the whole conversion in the compiled build
     (one record per line). The small values it holds (`Stamp`, `Field`) are
-    read-only by contract too.
+    read-only by contract too. The index of fields by key is built when a key is first
+    asked for: most records (the PATH and CWD records of failed calls, BPRM_FCAPS) never are.
     """
 
     type_name: str
@@ -125,28 +144,56 @@ class Record:
     enriched: tuple[Field, ...] = ()
     interpreted: bool = False
     source: SourceLocation | None = field(default=None, compare=False)
-    _index: dict[str, Field] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _index: dict[str, Field] | None = field(default=None, init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        type_name: str,
+        type_num: int | None,
+        node: str | None,
+        stamp: Stamp,
+        fields: tuple[Field, ...],
+        enriched: tuple[Field, ...] = (),
+        interpreted: bool = False,
+        source: SourceLocation | None = None,
+    ) -> None:
+        self.type_name = type_name
+        self.type_num = type_num
+        self.node = node
+        self.stamp = stamp
+        self.fields = fields
+        self.enriched = enriched
+        self.interpreted = interpreted
+        self.source = source
+        self._index = None
+
+    def _by_key(self) -> dict[str, Field]:
+        """Each key's first field (built once, on the first lookup)."""
         index = self._index
-        for f in self.fields:
-            index.setdefault(f.key, f)
+        if index is None:
+            index = self._index = {f.key: f for f in reversed(self.fields)}
+        return index
 
     def get(self, key: str) -> Field | None:
         """The first body field called `key`, or None."""
-        return self._index.get(key)
+        return self._by_key().get(key)
 
     def value(self, key: str) -> bytes | None:
         """Decoded bytes of the first body field `key`, or None when absent or NULL."""
-        f = self._index.get(key)
+        f = self._by_key().get(key)
         if f is None or f.kind is ValueKind.NULL:
             return None
         return f.value
 
     def text(self, key: str) -> str | None:
         """Decoded text of the first body field `key`, or None when absent or NULL."""
-        f = self._index.get(key)
-        if f is None or f.kind is _NULL:
+        f = self._by_key().get(key)
+        if f is None:
+            return None
+        kind = f.kind
+        if kind is _BARE:  # a bare value's bytes are its text's: no decoding (most fields)
+            return f.raw
+        if kind is _NULL:
             return None
         # `f.text`, decoded here: the map stage asks a few times per record, and the
         # property call cost more than the decoding (profiled).
@@ -160,19 +207,26 @@ class Record:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class AuditEvent:
     """The records of one audit event (same node and `audit(SEC.MSEC:SERIAL)` stamp), in the
     order they arrived.
 
     `late` is True when an event with this key had already been emitted: its records came
     after the window closed it (records spread far apart, or a duplicated event).
+    Read-only by contract, with a written `__init__`, as `Record` (one per event).
     """
 
     node: str | None
     stamp: Stamp
     records: tuple[Record, ...]
-    late: bool = False
+    late: bool
+
+    def __init__(self, node: str | None, stamp: Stamp, records: tuple[Record, ...], late: bool = False) -> None:
+        self.node = node
+        self.stamp = stamp
+        self.records = records
+        self.late = late
 
     def first(self, type_num: int) -> Record | None:
         """The first record of type `type_num` (e.g. the SYSCALL), or None."""

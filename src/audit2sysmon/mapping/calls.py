@@ -23,18 +23,26 @@ EINPROGRESS = 115
 _ARG_KEYS = ("a0", "a1", "a2", "a3")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)
 class Call:
     """One syscall: `name` (None when the table does not know it), arguments and outcome.
 
     The arguments are read from `args_record` (the SYSCALL record, or the SOCKETCALL record
     of an i386 socketcall) only when a handler asks: most calls are never looked at that closely.
+    Read-only by contract, with a written `__init__` (one per event: the `dataclass` one
+    is Python code even in the compiled build; audit/records.py says more).
     """
 
     name: str | None
     args_record: Record | None
     success: bool
     exit: str | None
+
+    def __init__(self, name: str | None, args_record: Record | None, success: bool, exit: str | None) -> None:
+        self.name = name
+        self.args_record = args_record
+        self.success = success
+        self.exit = exit
 
     def arg(self, index: int) -> int | None:
         """Argument `index` as a number (raw hex, or `0x…` in `ausearch -i`), else None."""

@@ -21,7 +21,7 @@ from ..audit.records import AuditEvent, Record, SourceLocation, ValueKind
 from ..audit.types import ANOM_ABEND, EXECVE, LOGIN, OBJ_PID, PATH, PROCTITLE, SOCKADDR, SYSCALL
 from .argv import execve_argv, execve_damage
 from .calls import Call, call_of, syscall_name
-from .paths import PathItem, cwd_of, path_items
+from .paths import PathItem, cwd_of, file_type, path_items
 from .sockaddr import AF_INET, AF_INET6, SocketAddress, from_interpreted
 from .sockaddr import decode as decode_sockaddr
 from .syscalls import CallKind, CallSpec, spec_of
@@ -216,7 +216,9 @@ def extract(event: AuditEvent, users: UserDb, *, exec_files: bool = False) -> Ev
             cut += (rec.source,)
     execve = event.all(EXECVE) if execs else ()
     stamp = event.stamp
-    return EventFacts(
+    # The facts of every event are built with `tuple.__new__`: a NamedTuple's own constructor
+    # is generated Python code, even in the compiled build, and cost 3 % of a conversion.
+    return tuple.__new__(EventFacts, (
         event.node,
         stamp.msec,
         stamp.serial,
@@ -233,7 +235,7 @@ def extract(event: AuditEvent, users: UserDb, *, exec_files: bool = False) -> Ev
         execve[0].source if execve else None,
         bool(execve),
         failure,
-    )
+    ))  # fmt: skip
 
 
 def _is_exec(name: str | None) -> bool:
@@ -265,7 +267,7 @@ def _actor(rec: Record, users: UserDb) -> Actor | None:
     if pid is None:
         return None
     uid = _number(rec, "uid", users)
-    return Actor(pid, rec.text("exe"), rec.text("comm"), uid, _user_name(rec, uid, users))
+    return tuple.__new__(Actor, (pid, rec.text("exe"), rec.text("comm"), uid, _user_name(rec, uid, users)))
 
 
 def _syscall(
@@ -307,17 +309,23 @@ def _syscall(
     elif kind is CallKind.SIGNAL and spec is not None and spec.signal is not None:
         detail = _signal(event, call, spec.signal, users)
     files: Files | None = None
-    if event.first(PATH) is not None:
+    if event.first(PATH) is not None and (success or _names_a_directory(event)):
         files = Files(
             tuple(path_items(event)),
             cwd_of(event),
             _relative_to_cwd(call, spec, learning=True),
             _relative_to_cwd(call, spec, learning=False),
         )
-    return Syscall(actor, name, success, call.exit_code(), detail, files)
+    return tuple.__new__(Syscall, (actor, name, success, call.exit_code(), detail, files))
 
 
 _SOCKET_USES = frozenset((CallKind.BIND, CallKind.CONNECT, CallKind.ACCEPT, CallKind.SEND, CallKind.RECEIVE))
+
+
+def _names_a_directory(event: AuditEvent) -> bool:
+    """Whether a PATH record is a directory with an inode: all that the map stage learns from
+    a failed call (a failed exec's PATH search, the most common failed call, names none)."""
+    return any(rec.get("inode") is not None and file_type(rec.text("mode")) == "dir" for rec in event.all(PATH))
 
 
 def _files(event: AuditEvent) -> tuple[tuple[str, str], ...]:

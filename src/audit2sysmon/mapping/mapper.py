@@ -58,11 +58,12 @@ ParentKey = tuple["str | None", int]
 """A parent by node and pid."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class _Queued:
     """An event in the outbox. It may still wait: a ProcessCreate for its parent's identity
     (`awaits_parent`), a file event for the directory of its `unplaced` name
-    (`awaits_directory`)."""
+    (`awaits_directory`). A written `__init__`: one per event written, and the `dataclass`
+    one is Python code even in the compiled build."""
 
     event_id: int
     values: dict[str, str]
@@ -70,9 +71,22 @@ class _Queued:
     computer: str
     msec: int
     seq: int
-    awaits_parent: ParentKey | None = None
-    awaits_directory: DirectoryKey | None = None
-    unplaced: Unplaced | None = None
+    awaits_parent: ParentKey | None
+    awaits_directory: DirectoryKey | None
+    unplaced: Unplaced | None
+
+    def __init__(
+        self, event_id: int, values: dict[str, str], node: str | None, computer: str, msec: int, seq: int
+    ) -> None:
+        self.event_id = event_id
+        self.values = values
+        self.node = node
+        self.computer = computer
+        self.msec = msec
+        self.seq = seq
+        self.awaits_parent = None
+        self.awaits_directory = None
+        self.unplaced = None
 
 
 @dataclass(slots=True)
@@ -168,7 +182,8 @@ class Mapper:
                 created = missed is None
             else:
                 self._learn_syscall(event, call)
-        return Applied(self._release(event.msec, force=False), created, missed)
+        # Without Applied's generated (Python) constructor: one per event (facts.py says more).
+        return tuple.__new__(Applied, (self._release(event.msec, force=False), created, missed))
 
     def flush(self) -> list[SysmonEvent]:
         """End of input: everything held is final now, unknown parents stay unknown."""

@@ -93,11 +93,14 @@ def path_items(event: AuditEvent) -> list[PathItem]:
         numbered.append(
             (
                 int(item) if item is not None and item.isdecimal() else position,
-                PathItem(
-                    rec.text("name"),
-                    rec.text("nametype"),
-                    file_type(rec.text("mode")),
-                    (dev, inode) if dev is not None and inode is not None else None,
+                tuple.__new__(  # PathItem(…) without its generated (Python) constructor: facts.py
+                    PathItem,
+                    (
+                        rec.text("name"),
+                        rec.text("nametype"),
+                        file_type(rec.text("mode")),
+                        (dev, inode) if dev is not None and inode is not None else None,
+                    ),
                 ),
             )
         )

@@ -22,7 +22,7 @@ __all__ = ["Origin", "Process", "ProcessTable"]
 Origin = Literal["exec", "observed", "fork", "host"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)
 class Process:
     """What is known of one program run by one pid (an identity, not a pid).
 
@@ -31,7 +31,9 @@ class Process:
     `fork` (a child that has not exec'd yet and still runs its parent's image) or `host`
     (read from the live host's /proc: a parent that started before auditing did).
     `argv0` is the first argument of its command line (Sysmon's ParentCommandLine holds only
-    that).
+    that). Read-only by contract (a changed identity is a new one: `dataclasses.replace`),
+    with a written `__init__`: one per process seen, and the `dataclass` one is Python code
+    even in the compiled build (audit/records.py says more).
     """
 
     pid: int
@@ -42,6 +44,26 @@ class Process:
     uid: int | None
     start_msec: int
     origin: Origin
+
+    def __init__(
+        self,
+        pid: int,
+        guid: str,
+        image: str | None,
+        command_line: str | None,
+        argv0: str | None,
+        uid: int | None,
+        start_msec: int,
+        origin: Origin,
+    ) -> None:
+        self.pid = pid
+        self.guid = guid
+        self.image = image
+        self.command_line = command_line
+        self.argv0 = argv0
+        self.uid = uid
+        self.start_msec = start_msec
+        self.origin = origin
 
 
 ProcessKey = tuple["str | None", int]
