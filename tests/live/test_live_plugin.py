@@ -30,6 +30,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,6 +43,7 @@ import pytest
 from lxml import etree
 
 from audit2sysmon import Converter, Options
+from audit2sysmon.live.syslog import SyslogSender
 from audit2sysmon.sysmon import SysmonEvent, read_line
 from audit2sysmon.sysmon.render.xml import text_value
 
@@ -287,4 +289,102 @@ def test_sighup_reloads_the_configuration_and_sigterm_stops_cleanly(tmp_path: Pa
     assert hashes[f"a2s-hup-third-{tag}"] == file_hashes(true, "sha1")
     assert events(out)[-1]["EventData"]["State"] == "Stopped" and ids(out).count(4) == 2
     assert exited_with(auditd.log, pid) == [0]
+    assert "Traceback" not in reported(tmp_path / "plugin.err")
+
+
+# -- --syslog through a real rsyslog ---------------------------------------------------------------
+
+RSYSLOG_CONF = """\
+# rsyslog for one test: its own socket, file and work directory, nothing of the machine's.
+# Set before any input: a Sysmon event is longer than rsyslog's default 8 KiB message.
+$MaxMessageSize 64k
+global(workDirectory="{directory}")
+module(load="imuxsock" SysSock.Use="off")
+# No rate limit: a workload sends hundreds of messages a second.
+input(type="imuxsock" Socket="{socket}" RateLimit.Interval="0")
+action(type="omfile" file="{messages}" template="RSYSLOG_TraditionalFileFormat")
+"""
+SYSMON_SHAPE = re.compile(r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 1-3]\d \d\d:\d\d:\d\d "
+                          r"(?P<host>\S+) sysmon: (?P<xml><Event>.*</Event>)")
+
+
+@contextmanager
+def private_rsyslog(directory: Path) -> Iterator[tuple[Path, Path]]:
+    """rsyslogd in the foreground with a private configuration: (its socket, the file it
+    writes in the traditional format). Stopped on leaving, whatever happened."""
+    executable = shutil.which("rsyslogd")
+    if executable is None:
+        pytest.skip("rsyslog not installed (apt-get install rsyslog)")
+    directory.mkdir()
+    socket_path, messages = directory / "log.sock", directory / "messages"
+    conf = directory / "rsyslog.conf"
+    conf.write_text(RSYSLOG_CONF.format(directory=directory, socket=socket_path, messages=messages))
+    with open(directory / "rsyslogd.out", "wb") as output:
+        proc = subprocess.Popen([executable, "-n", "-f", str(conf), "-i", str(directory / "rsyslogd.pid")],
+                                stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: socket_path.exists() or proc.poll() is not None, "rsyslogd's socket")
+        if proc.poll() is not None:
+            raise RuntimeError(f"rsyslogd exited with {proc.returncode}: {(directory / 'rsyslogd.out').read_text()}")
+        yield socket_path, messages
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=DEADLINE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=DEADLINE)
+
+
+def sysmon_lines(messages: Path) -> list[str]:
+    """The lines rsyslog wrote for the tag sysmon (it writes its own start and stop too)."""
+    return [line for line in written(messages) if " rsyslogd:" not in line and " rsyslogd[" not in line]
+
+
+def test_syslog_through_rsyslog_gives_sysmon_s_lines(tmp_path: Path, live_machine: None) -> None:
+    """The plugin sends each event to rsyslog's socket, as Sysmon does: the lines rsyslog
+    writes have Sysmon's shape, hold exactly our `<Event>` XML, and read back (read_line and
+    lxml) to the events of a conversion of the same log."""
+    auditd_dir = tmp_path / "auditd"
+    auditd_dir.mkdir(mode=0o750)
+    with private_rsyslog(tmp_path / "rsyslog") as (socket_path, messages):
+        # As in the conversion test: the event's time, no hashes, no /proc (see there).
+        arguments = ["--plugin", "--syslog", "--syslog-socket", str(socket_path), "--time-created", "event",
+                     "--no-hashes", "--no-proc-parents"]
+        with loop_device(tmp_path) as (device, _), workload_directory() as workdir:
+            with PrivateAuditd(auditd_dir, "RAW", plugins=plugin_files(tmp_path, arguments)) as auditd:
+                wait_for(lambda: len(sysmon_lines(messages)) >= 2, "the configuration and Started")
+                pid = read_line(sysmon_lines(messages)[0]).process_id
+                run_workload(workdir, tmp_path / "truth.json", device)
+                marker = auditd.wait_for_marker()
+                wait_for(lambda: any(f">{marker}<" in line for line in sysmon_lines(messages)), "the marker")
+                auditd.remove_rules()
+                count = len(batch(auditd.log, execution_pid=pid))
+                wait_for(lambda: len(sysmon_lines(messages)) >= 2 + count, "every event of the log")
+            wait_for(lambda: "<Data Name=\"State\">Stopped</Data>" in sysmon_lines(messages)[-1], "Stopped")
+        lines = sysmon_lines(messages)
+        expected = batch(auditd.log, execution_pid=pid)
+        # A line as Sysmon before 1.5.2 sends it, control characters raw: rsyslog escapes them.
+        raw = expected[0].to_xml().replace("<Data Name=\"RuleName\">-", "<Data Name=\"RuleName\">tab\there esc\x1b")
+        sender = SyslogSender(str(socket_path))
+        sender.send(raw)
+        sender.close()
+        wait_for(lambda: len(sysmon_lines(messages)) > len(lines), "the line with control characters")
+        escaped = sysmon_lines(messages)[-1]
+    shapes = [SYSMON_SHAPE.fullmatch(line) for line in lines]
+    assert all(shapes), [line[:120] for line, shape in zip(lines, shapes) if not shape][:3]
+    assert {shape["host"] for shape in shapes} == {socket.gethostname().split(".")[0]}
+    assert [shape["xml"] for shape in shapes[2:-1]] == [event.to_xml() for event in expected]
+    assert [read_line(line).event_id for line in lines[:2] + lines[-1:]] == [16, 4, 4]
+    for line, shape, event in zip(lines[2:-1], shapes[2:-1], expected):
+        read, ours = read_line(line), json.loads(event.to_json())["Event"]
+        assert (read.event_id, read.record_id, read.computer, read.process_id, read.system_time) == (
+            ours["System"]["EventID"], ours["System"]["EventRecordID"], ours["System"]["Computer"],
+            ours["System"]["Execution"]["#attributes"]["ProcessID"],
+            ours["System"]["TimeCreated"]["#attributes"]["SystemTime"])
+        assert dict(read.data) == ours["EventData"] and [name for name, _ in read.data] == list(ours["EventData"])
+        root = etree.fromstring(shape["xml"].encode("utf-8"))
+        assert {data.get("Name"): data.text for data in root[1]} == ours["EventData"]
+    assert "tab#011here esc#033" in escaped
+    assert read_line(escaped).get("RuleName") == "tab\there esc\\x1b" == text_value("tab\there esc\x1b")
     assert "Traceback" not in reported(tmp_path / "plugin.err")
