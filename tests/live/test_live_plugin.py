@@ -152,6 +152,7 @@ def test_the_plugin_writes_what_a_conversion_of_auditd_s_log_gives(
     out = tmp_path / "out.jsonl"
     arguments = [
         "--plugin",
+        # A file the test reads while the plugin runs (standard output is /dev/null).
         "-o", str(out),
         # JSON: compared exactly, and without the syslog header, whose zone would be the one
         # the plugin finds without an environment.
@@ -164,6 +165,7 @@ def test_the_plugin_writes_what_a_conversion_of_auditd_s_log_gives(
         "--no-hashes",
         # /proc shows what runs at the moment it is read.
         "--no-proc-parents",
+        # The counts at the end: on standard error with the warnings, kept by the wrapper.
         "--stats",
     ]  # fmt: skip
     auditd_dir = tmp_path / "auditd"
