@@ -70,3 +70,48 @@ def raw_lines(draw) -> str:
         tail = draw(st.lists(st.builds(lambda k, v: f"{k}={v}", st.sampled_from(["UID", "AUID", "ARCH", "SADDR"]), raw_values()), max_size=4))
         line += "\x1d" + " ".join(tail)
     return line + draw(st.sampled_from(["", " ", "\n"]))
+
+
+# -- Sysmon values ---------------------------------------------------------------------------------
+
+
+def expected_value(text: str) -> str:
+    """A Sysmon value as every output format carries it: the documented rule, written
+    independently of the renderer's translate tables."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in "\t\n\r":
+            out.append(char)
+        elif code < 0x20:
+            out.append(f"\\x{code:02x}")
+        elif 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF):
+            out.append("".join(f"\\x{b:02x}" for b in char.encode("utf-8", "surrogatepass")))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def original_bytes(text: str) -> bytes:
+    return b"".join(
+        bytes([ord(c) - 0xDC00])
+        if 0xDC80 <= ord(c) <= 0xDCFF
+        else c.encode("utf-8", "surrogatepass")
+        for c in text
+    )
+
+
+_SPECIAL = "\t\n\r\x00\x01\x0b\x0c\x1b\x1f\x7f\x80\x85\x9f\u2028\u2029\ufffe\uffff&<>\"'\\ "
+_CHARS = st.one_of(
+    st.characters(),
+    st.sampled_from(_SPECIAL),
+    st.integers(0xD800, 0xDFFF).map(chr),
+    st.integers(0x80, 0xFF).map(lambda b: chr(0xDC00 + b)),
+)
+# Event values: any text, the characters the escaping rule is about, undecodable bytes.
+SYSMON_TEXT = st.one_of(
+    st.lists(_CHARS).map("".join),
+    st.binary().map(lambda b: b.decode("utf-8", "surrogateescape")),
+)

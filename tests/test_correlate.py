@@ -496,6 +496,21 @@ def test_serial_gaps_ignore_auditd_s_own_numbers_and_start_anew_after_a_reboot()
     assert ({5}, [6]) == (missing, [gap.where.stamp.serial for gap in gaps])
 
 
+def test_a_record_far_behind_with_an_earlier_time_is_late_not_a_reboot():
+    """auditd 3.0.9's dispatcher, when its queue to the plugins overflowed, sent the CWD,
+    PATH, PROCTITLE and EOE of one exec 4,391 events after its SYSCALL (seen in a live run).
+    That is a record far below the newest serial, as after a reboot, but of an earlier time:
+    it must not start the count anew (the next record would then "skip" the 4,391 events in
+    between, all of which came). An event really lost after it is still found."""
+    window = 64
+    late = 10
+    records = [rec(SYSCALL, 1000 + n, n, "vm") for n in range(1, late + 2 * window)]
+    records.append(rec(PROCTITLE, 1000 + late, late, "vm"))  # the rest of event 10, far behind
+    records += [rec(SYSCALL, 1000 + n, n, "vm") for n in range(late + 2 * window + 1, late + 3 * window)]
+    missing, gaps = gaps_of(records, window)
+    assert ({late + 2 * window}, 1) == (missing, len(gaps))
+
+
 def test_serial_gaps_close_once_the_window_has_passed():
     finder = SerialGaps(window=4)
     found = [finder.feed(rec(SYSCALL, 1000 + n, n, "vm")) for n in (1, 2, 4, 5, 6, 7, 8, 9)]

@@ -20,6 +20,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
+from strategies import SYSMON_TEXT as TEXT
+from strategies import expected_value, original_bytes
 
 from audit2sysmon.errors import ConfigError
 from audit2sysmon.sysmon import SCHEMAS, SysmonEvent, format_utc_time, make_event
@@ -108,44 +110,6 @@ def test_the_real_samples_hold_traditional_lines():
 
 # --- escaping -------------------------------------------------------------------------------
 
-def expected_value(text: str) -> str:
-    """The documented rule, written independently of the renderer's translate tables."""
-    out = []
-    for char in text:
-        code = ord(char)
-        if char in "\t\n\r":
-            out.append(char)
-        elif code < 0x20:
-            out.append(f"\\x{code:02x}")
-        elif 0xDC80 <= code <= 0xDCFF:
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF):
-            out.append("".join(f"\\x{b:02x}" for b in char.encode("utf-8", "surrogatepass")))
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-def original_bytes(text: str) -> bytes:
-    return b"".join(
-        bytes([ord(c) - 0xDC00])
-        if 0xDC80 <= ord(c) <= 0xDCFF
-        else c.encode("utf-8", "surrogatepass")
-        for c in text
-    )
-
-
-_SPECIAL = "\t\n\r\x00\x01\x0b\x0c\x1b\x1f\x7f\x80\x85\x9f\u2028\u2029\ufffe\uffff&<>\"'\\ "
-_CHARS = st.one_of(
-    st.characters(),
-    st.sampled_from(_SPECIAL),
-    st.integers(0xD800, 0xDFFF).map(chr),
-    st.integers(0x80, 0xFF).map(lambda b: chr(0xDC00 + b)),
-)
-TEXT = st.one_of(
-    st.lists(_CHARS).map("".join),
-    st.binary().map(lambda b: b.decode("utf-8", "surrogateescape")),
-)
 WHEN = datetime(2026, 11, 28, 8, 13, 8, 690469, tzinfo=UTC)
 
 

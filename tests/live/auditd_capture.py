@@ -172,14 +172,18 @@ class PrivateAuditd:
         *,
         rules: list[list[str]] | None = None,
         settings: dict[str, str] | None = None,
+        plugins: dict[str, str] | None = None,
     ) -> None:
         """`rules` (default `RULES`) are added with the harness's key; `settings` replace
-        lines of `AUDITD_CONF` (e.g. log rotation for the follow tests)."""
+        lines of `AUDITD_CONF` (e.g. log rotation for the follow tests); `plugins` are the
+        files of the plugin directory (name → text), which is empty without them."""
         self.directory = directory
         self.log = directory / "audit.log"
+        self.plugin_dir = directory / "plugins.d"
         self.log_format = log_format
         self.rules = RULES if rules is None else rules
         self.settings = settings or {}
+        self.plugins = plugins or {}
         self._proc: subprocess.Popen[bytes] | None = None
         self._saved: AuditStatus | None = None
         self._owner = False  # only an auditd that owned the socket may touch rules and settings
@@ -188,11 +192,13 @@ class PrivateAuditd:
         self._saved = audit_status()
         if self._saved.pid != 0:
             raise LiveUnavailable(f"another auditd (pid {self._saved.pid}) owns the audit socket")
-        plugins = self.directory / "plugins.d"
-        plugins.mkdir(mode=0o750)
+        self.plugin_dir.mkdir(mode=0o750)
+        for name, text in self.plugins.items():
+            (self.plugin_dir / name).write_text(text)
+            (self.plugin_dir / name).chmod(0o640)
         conf = self.directory / "auditd.conf"
         conf.write_text(auditd_conf(AUDITD_CONF.format(log=self.log, log_format=self.log_format,
-                                                       name_format="HOSTNAME", plugins=plugins),
+                                                       name_format="HOSTNAME", plugins=self.plugin_dir),
                                     self.settings))
         conf.chmod(0o640)
         try:
@@ -262,6 +268,25 @@ class PrivateAuditd:
         while audit_status().pid == self._proc.pid and time.monotonic() < deadline:
             time.sleep(0.02)
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def reload(self) -> None:
+        """SIGHUP: auditd reads its configuration again and passes the signal to its plugins."""
+        self._proc.send_signal(signal.SIGHUP)
+
+    def remove_rules(self) -> None:
+        """Delete the harness's rules and wait until auditd logged it: nothing the rules would
+        have audited comes after that in the log."""
+        before = _read(self.log).count(b"op=remove_rule")
+        _auditctl("-D", "-k", RULE_KEY)
+        deadline = time.monotonic() + MARKER_TIMEOUT
+        while _read(self.log).count(b"op=remove_rule") < before + len(self.rules):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"auditd did not log the removal of its rules within {MARKER_TIMEOUT} s")
+            time.sleep(0.02)
+
     def rotate(self) -> None:
         """Make auditd rotate its log now (SIGUSR1) and wait until a new file has the name."""
         before = _inode(self.log)
@@ -272,8 +297,9 @@ class PrivateAuditd:
                 raise RuntimeError(f"auditd did not rotate its log within {MARKER_TIMEOUT} s")
             time.sleep(0.002)
 
-    def wait_for_marker(self) -> None:
-        """Exec a marker and wait until auditd wrote it: every earlier record is on disk then."""
+    def wait_for_marker(self) -> str:
+        """Exec a marker and wait until auditd wrote it: every earlier record is on disk then.
+        Returns the marker's command line."""
         marker = f"a2s-live-end-{uuid.uuid4().hex}"
         subprocess.run(["/bin/true", marker], check=True)
         deadline = time.monotonic() + MARKER_TIMEOUT
@@ -281,6 +307,7 @@ class PrivateAuditd:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"auditd did not write the marker exec within {MARKER_TIMEOUT} s")
             time.sleep(0.02)
+        return f"/bin/true {marker}"
 
 
 def _inode(path: Path) -> int | None:
@@ -405,7 +432,7 @@ def loop_device(directory: Path) -> Iterator[tuple[str, str | None]]:
 
 
 @contextmanager
-def _workdir() -> Iterator[Path]:
+def workload_directory() -> Iterator[Path]:
     """A world-readable working directory so a workload child running as nobody can use it."""
     path = Path(tempfile.mkdtemp(prefix="a2s-live-wl-"))
     try:
@@ -415,16 +442,22 @@ def _workdir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def run_workload(workdir: Path, truth_path: Path, device: str) -> None:
+    """Run `workload.py` in `workdir` (its execs and acts, `device` read as the block device);
+    its truth goes to `truth_path`."""
+    subprocess.run([sys.executable, str(WORKLOAD), str(workdir), str(truth_path), device],
+                   cwd=workdir, check=True, stdout=subprocess.DEVNULL, timeout=60)
+
+
 def capture(directory: Path, log_format: str) -> Capture:
     """Run the workload under a private auditd writing ``log_format``; keep everything in ``directory``."""
     auditd_dir = directory / "auditd"
     auditd_dir.mkdir(mode=0o750)
     truth_path = directory / "truth.json"
     with loop_device(directory) as (device, loop_missing), PrivateAuditd(auditd_dir, log_format) as auditd, \
-            _workdir() as workdir:
+            workload_directory() as workdir:
         lost_before = audit_status().lost
-        subprocess.run([sys.executable, str(WORKLOAD), str(workdir), str(truth_path), device],
-                       cwd=workdir, check=True, stdout=subprocess.DEVNULL, timeout=60)
+        run_workload(workdir, truth_path, device)
         auditd.wait_for_marker()
         lost = audit_status().lost - lost_before
     all_lines = auditd.log.read_bytes().splitlines(keepends=True)

@@ -73,14 +73,17 @@ class SerialGaps:
     Only a log of everything the kernel wrote can be checked this way: a log cut down to
     some processes skips serials on purpose, so the converter checks only where asked
     (`Options.serial_gaps`, on when following a live log). auditd's own DAEMON records carry
-    serials of their own and are not checked; a serial far below the newest (a reboot
-    restarts the count) starts the node anew.
+    serials of their own and are not checked. A serial far below the newest starts the node
+    anew when its time is later than every record's before it (a reboot restarts the count);
+    with an earlier or equal time it is a record that came late: auditd's dispatcher, when its
+    queue to the plugins overflows, sends the rest of an event thousands of events late.
     """
 
     def __init__(self, window: int = 4096, max_gaps: int = 256) -> None:
         self._window = window
         self._max_gaps = max_gaps
         self._newest: dict[str | None, int] = {}  # unwrapped serial
+        self._latest_msec: dict[str | None, int] = {}  # the latest time of the node's records
         self._open: list[SerialGap] = []
 
     def feed(self, record: Record) -> list[SerialGap]:
@@ -88,13 +91,16 @@ class SerialGaps:
         if auditd_own(record.type_num):
             return []
         node = record.node
+        msec = record.stamp.msec
+        latest = self._latest_msec.get(node, msec)
+        self._latest_msec[node] = max(latest, msec)
         newest = self._newest.get(node)
         if newest is None:
             self._newest[node] = record.stamp.serial
             return []
         serial = newest + signed_delta(record.stamp.serial, newest & 0xFFFFFFFF)
         if serial <= newest:
-            if newest - serial > self._window:  # the count restarted: a new boot
+            if newest - serial > self._window and msec > latest:  # the count restarted: a new boot
                 self._newest[node] = serial
                 self._open = [gap for gap in self._open if gap.node != node]
                 return []
