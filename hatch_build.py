@@ -9,7 +9,7 @@ tiny extension that includes Python.h. If that works, hatch-mypyc's own hook com
 package; if not, the wheel is the pure-Python one.
 
 pip shows a build backend's output only with `-v`, so the wheel itself records which build it
-is and why: a generated module, `audit2sysmon/_installed_build.py`, that `audit2sysmon
+is and why: a generated data file, `audit2sysmon/_installed_build.json`, that `audit2sysmon
 --version` reads (`audit2sysmon 0.1.0 (pure Python: no C compiler ...)`).
 
 `AUDIT2SYSMON_BUILD` chooses instead of the probe: `pure` builds the pure-Python wheel without
@@ -20,6 +20,7 @@ files, and compiled modules beside them would shadow every edit.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -32,7 +33,7 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 VARIABLE = "AUDIT2SYSMON_BUILD"
 CHOICES = ("auto", "compiled", "pure")
-RECORD = "audit2sysmon/_installed_build.py"
+RECORD = "audit2sysmon/_installed_build.json"
 COMPILED = "compiled"
 PURE = "pure Python"
 
@@ -179,15 +180,13 @@ class CompiledOrPureBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         return self._mypyc
 
     def record(self, build: str, why: str, build_data: dict[str, Any]) -> None:
-        """Write the module that tells the installed package which build it is (force-included:
-        it exists only in the wheel, never in the source tree)."""
+        """Write the file that tells the installed package which build it is (force-included:
+        it exists only in the wheel, never in the source tree; data, not a module, so that
+        nothing that walks the package's modules meets one without a source file)."""
         self._record_directory = tempfile.mkdtemp(prefix="audit2sysmon-build-")
-        path = os.path.join(self._record_directory, "_installed_build.py")
-        with open(path, "w", encoding="utf-8") as module:
-            module.write(
-                '"""Which build this wheel is, and why, as hatch_build.py found at build time."""\n\n'
-                f"BUILD = {build!r}\nWHY = {why!r}\n"
-            )
+        path = os.path.join(self._record_directory, os.path.basename(RECORD))
+        with open(path, "w", encoding="utf-8") as file:
+            json.dump({"build": build, "why": why}, file)
         build_data["force_include"][path] = RECORD
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:

@@ -13,7 +13,7 @@ leaves them out of a quick run).
 
 from __future__ import annotations
 
-import ast
+import json
 import os
 import re
 import subprocess
@@ -29,17 +29,8 @@ from audit2sysmon import __version__, build, build_note
 from audit2sysmon.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-RECORD = "audit2sysmon/_installed_build.py"
+RECORD = "audit2sysmon/_installed_build.json"
 NO_COMPILER = "/nonexistent/cc"
-
-
-def read_record(text: str) -> dict[str, str]:
-    """The record's assignments (`BUILD = ...`, `WHY = ...`), read as literals, not imported."""
-    return {
-        node.targets[0].id: ast.literal_eval(node.value)
-        for node in ast.parse(text).body
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
-    }
 
 
 def test_version_says_which_build_is_installed_and_why_it_is_pure(capsys):
@@ -47,19 +38,19 @@ def test_version_says_which_build_is_installed_and_why_it_is_pure(capsys):
     from the file, beside the package), for whichever build this suite runs on."""
     assert 0 == main(["--version"])
     printed = capsys.readouterr().out
-    recorded = Path(audit2sysmon.__path__[0]) / "_installed_build.py"
+    recorded = Path(audit2sysmon.__path__[0]) / "_installed_build.json"
     if not recorded.exists():  # the source files themselves (an editable install): no wheel
         assert "pure Python" == build()
         assert f"audit2sysmon {__version__} (pure Python)\n" == printed
         return
-    record = read_record(recorded.read_text(encoding="utf-8"))
-    assert record["BUILD"] == build()
-    if record["BUILD"] == "compiled":
-        assert "" == record["WHY"] == build_note()
+    record = json.loads(recorded.read_text(encoding="utf-8"))
+    assert record["build"] == build()
+    if record["build"] == "compiled":
+        assert "" == record["why"] == build_note()
         assert f"audit2sysmon {__version__} (compiled)\n" == printed
     else:
-        assert record["WHY"] and record["WHY"] == build_note()
-        assert f"audit2sysmon {__version__} (pure Python: {record['WHY']})\n" == printed
+        assert record["why"] and record["why"] == build_note()
+        assert f"audit2sysmon {__version__} (pure Python: {record['why']})\n" == printed
 
 
 def environment(**changes: str | None) -> dict[str, str]:
@@ -131,24 +122,24 @@ def test_the_sdist_falls_back_to_pure_python_without_a_compiler_and_says_why(wit
     assert wheel.name.endswith("-py3-none-any.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-        record = read_record(archive.read(RECORD).decode())
+        record = json.loads(archive.read(RECORD))
     assert not [name for name in names if name.endswith(".so")]
-    assert "pure Python" == record["BUILD"]
-    assert record["WHY"].startswith("no C compiler with the Python headers at install time: ")
-    assert NO_COMPILER in record["WHY"]
+    assert "pure Python" == record["build"]
+    assert record["why"].startswith("no C compiler with the Python headers at install time: ")
+    assert NO_COMPILER in record["why"]
     # Said once on the build's output (pip shows it with -v; `python -m build` always).
-    assert 1 == output.count(f"audit2sysmon: building the pure-Python package ({record['WHY']})")
+    assert 1 == output.count(f"audit2sysmon: building the pure-Python package ({record['why']})")
     done = run_unpacked(unpacked(wheel, tmp_path), "--version")
     assert 0 == done.returncode, done.stderr
-    assert f"audit2sysmon {__version__} (pure Python: {record['WHY']})\n" == done.stdout
+    assert f"audit2sysmon {__version__} (pure Python: {record['why']})\n" == done.stdout
 
 
 @pytest.mark.build
 def test_the_default_wheel_is_compiled_and_converts_as_the_pure_one(without_compiler, compiled, tmp_path):
     with zipfile.ZipFile(compiled) as archive:
         names = archive.namelist()
-        record = read_record(archive.read(RECORD).decode())
-    assert {"BUILD": "compiled", "WHY": ""} == record
+        record = json.loads(archive.read(RECORD))
+    assert {"build": "compiled", "why": ""} == record
     assert not compiled.name.endswith("-none-any.whl")  # tagged for this interpreter and platform
     # The pipeline is compiled; the command's shell stays Python (pyproject.toml's exclude list).
     assert any(re.fullmatch(r"audit2sysmon/audit/parse\..+\.so", name) for name in names)
@@ -169,8 +160,8 @@ def test_audit2sysmon_build_pure_skips_compiling(without_compiler, tmp_path):
     assert 0 == done.returncode, done.stdout + done.stderr
     wheel = only(tmp_path, "audit2sysmon-*-py3-none-any.whl")
     with zipfile.ZipFile(wheel) as archive:
-        assert {"BUILD": "pure Python", "WHY": "AUDIT2SYSMON_BUILD=pure at install time"} == read_record(
-            archive.read(RECORD).decode()
+        assert {"build": "pure Python", "why": "AUDIT2SYSMON_BUILD=pure at install time"} == json.loads(
+            archive.read(RECORD)
         )
         assert not [name for name in archive.namelist() if name.endswith(".so")]
 

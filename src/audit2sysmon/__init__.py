@@ -8,7 +8,8 @@ correlate), `mapping` (extract facts, apply them), `sysmon` (the event model and
 renderers); docs/api.md lists what each makes public.
 """
 
-import importlib
+import json
+from importlib import resources
 
 from ._version import __version__
 from .convert import ConversionStats, Converter, Opened, convert
@@ -42,11 +43,10 @@ def build_note() -> str:
     editable install), which no build recorded anything for."""
     if build() == "compiled":
         return ""
-    try:
-        record = importlib.import_module(f"{__name__}._installed_build")
-    except ImportError:
+    record = resources.files(__name__).joinpath("_installed_build.json")
+    if not record.is_file():
         return ""
-    return str(getattr(record, "WHY", ""))
+    return str(json.loads(record.read_text(encoding="utf-8"))["why"])
 
 
 __all__ = [
