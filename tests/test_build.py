@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -164,6 +165,26 @@ def test_audit2sysmon_build_pure_skips_compiling(without_compiler, tmp_path):
             archive.read(RECORD)
         )
         assert not [name for name in archive.namelist() if name.endswith(".so")]
+
+
+@pytest.mark.build
+def test_mypyc_failing_where_the_toolchain_works_falls_back_too_saying_why(without_compiler, tmp_path):
+    """mypyc refuses a module that does not type-check (before it compiles anything): the
+    sdist with one such module added still installs, pure Python, with mypyc's error."""
+    with tarfile.open(without_compiler[0]) as archive:
+        # The safe "data" filter where this Python has one (3.11.4 on); the sdist is our own.
+        archive.extraction_filter = getattr(tarfile, "data_filter", None)
+        archive.extractall(tmp_path / "src")
+    (tree,) = (tmp_path / "src").iterdir()
+    (tree / "src" / "audit2sysmon" / "mistyped.py").write_text('count: int = "one"\n', encoding="utf-8")
+    done = pip_wheel(tree, tmp_path / "out")
+    assert 0 == done.returncode, done.stdout + done.stderr
+    with zipfile.ZipFile(only(tmp_path / "out", "audit2sysmon-*-py3-none-any.whl")) as archive:
+        record = json.loads(archive.read(RECORD))
+        assert not [name for name in archive.namelist() if name.endswith(".so")]
+    assert "pure Python" == record["build"]
+    assert record["why"].startswith("mypyc failed at install time: src/audit2sysmon/mistyped.py:1: error: ")
+    assert not list(tree.rglob("*.so"))
 
 
 @pytest.mark.build
