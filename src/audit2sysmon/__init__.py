@@ -8,6 +8,9 @@ correlate), `mapping` (extract facts, apply them), `sysmon` (the event model and
 renderers); docs/api.md lists what each makes public.
 """
 
+import json
+from importlib import resources
+
 from ._version import __version__
 from .convert import ConversionStats, Converter, Opened, convert
 from .errors import (
@@ -32,6 +35,20 @@ def build() -> str:
     return "pure Python" if (parse.__file__ or "").endswith(".py") else "compiled"
 
 
+def build_note() -> str:
+    """Why this install is pure Python, as its wheel recorded when it was built (`pip install .`
+    compiles where it can and says here why it could not, since pip hides the build's output):
+    `"AUDIT2SYSMON_BUILD=pure at install time"`, `"no C compiler with the Python headers at
+    install time: …"`. Empty for a compiled install, and for source files run as they are (an
+    editable install), which no build recorded anything for."""
+    if build() == "compiled":
+        return ""
+    record = resources.files(__name__).joinpath("_installed_build.json")
+    if not record.is_file():
+        return ""
+    return str(json.loads(record.read_text(encoding="utf-8"))["why"])
+
+
 __all__ = [
     "Audit2SysmonError",
     "ConfigError",
@@ -48,5 +65,6 @@ __all__ = [
     "Unresolved",
     "__version__",
     "build",
+    "build_note",
     "convert",
 ]

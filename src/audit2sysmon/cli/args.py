@@ -9,7 +9,7 @@ import argparse
 import os
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .. import __version__, build
+from .. import __version__, build, build_note
 from ..audit.correlate import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_OPEN
 from ..errors import ConfigError
 from ..inputs import expand_directory, order_inputs
@@ -173,8 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--stats", action="store_true", help="print counts on standard error at the end")
     run.add_argument("--rejects", metavar="FILE", help="write malformed lines here, byte for byte")
-    run.add_argument("--version", action="version", version=f"{PROG} {__version__} ({build()})")
+    run.add_argument("--version", action="version", version=version_line())
     return parser
+
+
+def version_line() -> str:
+    """`audit2sysmon 0.1.0 (compiled)`, or the pure-Python build with the reason its wheel
+    recorded: the one place a `pip install .` that fell back says so."""
+    note = build_note()
+    return f"{PROG} {__version__} ({build()}{': ' + note if note else ''})"
 
 
 def is_live(args: argparse.Namespace) -> bool:
