@@ -100,7 +100,7 @@ def measure(log: Path) -> dict[str, Any]:
     """Convert `log` with counting caches in place; hit rates and parse paths as a dict."""
     import audit2sysmon
     from audit2sysmon import convert
-    from audit2sysmon.audit import parse, syscalls
+    from audit2sysmon.audit import grammar, parse, syscalls
 
     if audit2sysmon.build() != "pure Python":
         raise SystemExit("cache_stats.py needs the pure-Python sources (PYTHONPATH=<repo>/src): "
@@ -137,7 +137,7 @@ def measure(log: Path) -> dict[str, Any]:
 
     syscalls._name_of.cache_clear()
     fast_parse = parse._fast_parse
-    grammar_parse = parse._grammar_parse
+    grammar_parse = grammar.grammar_parse
     paths: Counter[str] = Counter()
     lines_by_type: Counter[str] = Counter()
 
@@ -149,15 +149,15 @@ def measure(log: Path) -> dict[str, Any]:
             lines_by_type[record.type_name] += 1
         return record
 
-    def counted_grammar_parse(text: str, ctx: Any) -> Any:
+    def counted_grammar_parse(text: str, zone: Any, source: Any, caches: Any) -> Any:
         paths["grammar"] += 1
-        record = grammar_parse(text, ctx)
+        record = grammar_parse(text, zone, source, caches)
         lines_by_type[record.type_name] += 1
         return record
 
     parse._Caches = CountingCaches  # type: ignore[misc]
     parse._fast_parse = counted_fast_parse
-    parse._grammar_parse = counted_grammar_parse
+    grammar.grammar_parse = counted_grammar_parse
 
     lines = 0
     with open(log, encoding="utf-8", errors="surrogateescape") as f:

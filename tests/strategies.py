@@ -26,6 +26,12 @@ _SAFE = st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters
 _words = st.text(_SAFE, min_size=0, max_size=12)
 
 
+_braced = st.lists(
+    st.one_of(_words, st.builds(lambda k, v: f"{k}={v}", _words, _words), st.sampled_from(["", "\x07", "a\tb", "{", "}", "\x1d"])),
+    max_size=4,
+).map(lambda parts: "{ " + " ".join(parts) + " }")
+
+
 @st.composite
 def raw_values(draw) -> str:
     """A value as it may stand after `key=` in a raw line, including the irregular ones."""
@@ -38,6 +44,7 @@ def raw_values(draw) -> str:
             st.binary(min_size=1, max_size=6).map(lambda b: b.hex()),  # lower-case hex
             _words.map(lambda w: f'"{w} {w}"'),  # user-space quoting with a space
             _words.map(lambda w: "{ " + w + " }"),
+            _braced,  # as auditd enriches a SOCKADDR: SADDR={ saddr_fam=inet laddr=… lport=… }
         )
     )
 

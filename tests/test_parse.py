@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import kernel_encode, raw_lines
 
-from audit2sysmon.audit import _tables, parse, syscalls, types
+from audit2sysmon.audit import _tables, grammar, parse, syscalls, types
 from audit2sysmon.audit.parse import MAX_LINE, Parser, parse_line
 from audit2sysmon.audit.records import SourceLocation, Stamp, ValueKind
 from audit2sysmon.errors import ParseError
@@ -32,7 +32,7 @@ def _lines(path: Path) -> list[bytes]:
 
 
 def _grammar(line: str):
-    return parse._grammar_parse(line, parse._Ctx(UTC, SourceLocation("<t>", 0), parse._Caches()))
+    return grammar.grammar_parse(line, UTC, SourceLocation("<t>", 0), parse._Caches())
 
 
 def _fast(line: str):
@@ -392,7 +392,7 @@ def test_the_grammar_ships_inside_the_package() -> None:
     from pathlib import Path
 
     import audit2sysmon
-    from audit2sysmon.audit.parse import _grammar_text
+    from audit2sysmon.audit.grammar import _grammar_text
 
     source = Path(__file__).resolve().parents[1] / "grammars" / "audit.lark"
     packaged = resources.files("audit2sysmon.audit").joinpath("audit.lark")

@@ -25,16 +25,17 @@ from __future__ import annotations
 import gc
 import io
 import marshal
-import multiprocessing
 import pickle
 import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields
 from itertools import accumulate
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:  # imported where a pool starts: a run without --jobs does not pay for them
+    import multiprocessing.context
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 from ..audit.parse import record_head
 from ..audit.seams import ChunkSummary, SeamState
@@ -413,6 +414,8 @@ class ParallelReader:
 
     def _result(self, future: Future[Packed], pending: _InFlight) -> ChunkResult | None:
         """A worker's result, or None when a worker died (killed for memory, say)."""
+        from concurrent.futures.process import BrokenProcessPool
+
         try:
             return _unpack(future.result())
         except BrokenProcessPool:
@@ -435,6 +438,9 @@ class ParallelReader:
         While this process applies one chunk, each worker may finish one: with less queued
         than that, a worker waits for this process and a core idles.
         """
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+
         while len(pending) <= 2 * self.jobs:
             chunk = next(source, None)
             if chunk is None:
@@ -491,4 +497,6 @@ def _until_error(chunks: Iterable[Chunk], failure: list[Exception]) -> Iterator[
 def _context() -> multiprocessing.context.BaseContext:
     """`fork` on Linux: workers start at once and inherit the imported package. Elsewhere the
     platform's default (macOS's fork is unsafe with system frameworks loaded)."""
+    import multiprocessing
+
     return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)

@@ -14,7 +14,6 @@ was already written. Audit records of connect/accept carry none of these.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import struct
 from collections import OrderedDict
@@ -65,6 +64,8 @@ def unmapped(address: SocketAddress) -> SocketAddress:
     """
     if not address.is_ipv6 or not address.ip.startswith(_MAPPED):
         return address
+    import ipaddress  # here: rare, and its import is a tenth of the start-up's
+
     mapped = ipaddress.IPv6Address(address.ip).ipv4_mapped
     return address if mapped is None else SocketAddress(False, str(mapped), address.port)
 
@@ -107,6 +108,8 @@ def from_interpreted(text: str) -> SocketAddress | None:
     if family is None or "laddr" not in pairs or not pairs.get("lport", "").isdecimal():
         return None
     try:
+        import ipaddress
+
         address = ipaddress.ip_address(pairs["laddr"])
     except ValueError:
         return None

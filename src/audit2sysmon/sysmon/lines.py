@@ -30,8 +30,10 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
-from lxml import etree
+if TYPE_CHECKING:  # imported where a line is read: lxml is a tenth of the start-up
+    from lxml import etree
 
 from ..errors import ParseError
 from .render.xml import VALUE_TABLE, text_value
@@ -178,6 +180,8 @@ def _reference(match: re.Match[str]) -> str:
 
 
 def _parse_xml(body: str) -> SysmonLine:
+    from lxml import etree
+
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
     )

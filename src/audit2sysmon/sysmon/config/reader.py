@@ -22,8 +22,10 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from lxml import etree
+if TYPE_CHECKING:  # imported by _parse: lxml is a tenth of the start-up, and most runs read no configuration
+    from lxml import etree
 
 from ...errors import ConfigError
 from ..hashes import hashes_text
@@ -134,6 +136,8 @@ def _line_and_column(text: str, offset: int) -> tuple[int, int]:
 
 
 def _parse(text: str, path: str | None) -> etree._Element:
+    from lxml import etree
+
     parser = etree.XMLParser(
         resolve_entities=False,
         no_network=True,
