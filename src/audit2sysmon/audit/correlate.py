@@ -304,8 +304,12 @@ class Correlator:
         """Release closed events in order, holding those that an older open event precedes.
 
         The held ones are bounded: past `max_open` of them, the open events that hold them
-        back are closed as if the window had passed them.
+        back are closed as if the window had passed them. With nothing closed just now,
+        nothing held can have become free (only a close makes an open event no longer the
+        oldest, or the held ones more), so most records return at once.
         """
+        if not done:
+            return []
         ready = self._ready
         for pending in done:
             heapq.heappush(ready, (_order(pending), pending))
