@@ -323,6 +323,23 @@ def test_stats_add_up(capsys, tmp_path):
     assert stats["records"] > stats["audit events"] > 0
 
 
+def test_log_takes_the_messages_that_go_to_standard_error(capsys, tmp_path):
+    """--log appends what the command says (rejected lines, --stats) to a file, for an auditd
+    plugin whose standard error is /dev/null; two runs append to one log."""
+    log = tmp_path / "mixed.log"
+    log.write_bytes(DEV.read_bytes() + b"".join(GARBAGE))
+    messages = tmp_path / "audit2sysmon.err"
+    for _ in range(2):
+        status, out, err = cli(capsys, tmp_path, "--stats", "--log", messages, log)
+        assert (status, err) == (0, "") and out
+    text = messages.read_text(encoding="utf-8")
+    plain_status, _, plain_err = cli(capsys, tmp_path, "--stats", log)
+    assert plain_status == 0 and text == 2 * plain_err
+    assert text.count("audit2sysmon: statistics") == 2 and "mixed.log:" in text
+    status, _, err = cli(capsys, tmp_path, "--log", tmp_path / "no" / "such" / "dir" / "x.err", log)
+    assert status == 1 and "cannot write" in err and "x.err" in err
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

@@ -173,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--stats", action="store_true", help="print counts on standard error at the end")
     run.add_argument("--rejects", metavar="FILE", help="write malformed lines here, byte for byte")
+    run.add_argument(
+        "--log",
+        metavar="FILE",
+        help="append the command's own messages (errors, warnings, --stats) to FILE instead of standard "
+        "error: auditd gives a plugin /dev/null there (docs/deploy.md)",
+    )
     run.add_argument("--version", action="version", version=version_line())
     return parser
 

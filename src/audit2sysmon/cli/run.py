@@ -282,48 +282,68 @@ def main(
             parser.error(str(exc) if exc.path is not None else exc.reason)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2 if exc.code else 0
+    with ExitStack() as stack:
+        if args.log is not None:
+            try:  # line-buffered: a service's messages reach the file as they are made
+                err = stack.enter_context(open(args.log, "a", encoding="utf-8", errors="backslashreplace", buffering=1))
+            except OSError as exc:
+                print(f"{PROG}: cannot write {args.log}: {exc.strerror}", file=err)
+                return 1
+        return _main(args, options, err, stack, poll_interval, idle_close, parser)
+    return 0  # pragma: no cover - the block above returns
+
+
+def _main(
+    args: argparse.Namespace,
+    options: Options,
+    err: TextIO,
+    stack: ExitStack,
+    poll_interval: float,
+    idle_close: float,
+    parser: argparse.ArgumentParser,
+) -> int:
+    """`main` once the arguments are read and the messages have their stream."""
     if isinstance(options.config, SysmonConfig):
         for warning in options.config.warnings:
             print(f"{PROG}: {options.config.path}: warning: {warning}", file=err)
     paths, problems = expand_paths(["-"] if args.plugin else args.files)
     live = is_live(args)
-    with ExitStack() as stack:
-        try:
-            out = open_output(stack, args.output, sys.stdout.buffer, append=live)
-            rejects = open_output(stack, args.rejects, None, append=live) if args.rejects else None
-        except OSError as exc:
-            print(f"{PROG}: cannot write {exc.filename}: {exc.strerror}", file=err)
-            return 1
-        try:
-            run = Run(
-                args,
-                options,
-                out=out,
-                rejects=rejects,
-                stdin=sys.stdin.buffer,
-                err=err,
-                poll_interval=poll_interval,
-                idle_close=idle_close,
-            )
-        except Audit2SysmonError as exc:  # the passwd file: an option that cannot be used
-            parser.print_usage(err)
-            print(f"{PROG}: error: {exc}", file=err)
-            return 2
-        for problem in problems:
-            run.fail(problem)
-        try:
-            with _handle_signals(run.signals, enabled=live):
-                return run.run(paths)
-        except OutputError as exc:
-            cause = exc.__cause__
-            if not isinstance(cause, BrokenPipeError):  # the reader left (`| head`): be quiet
-                print(f"{PROG}: cannot write output: {cause}", file=err)
-            elif out is sys.stdout.buffer:
-                silence_stdout()
-            return 1
-        except KeyboardInterrupt:
-            print(f"{PROG}: interrupted", file=err)
-            return 130
+    try:
+        out = open_output(stack, args.output, sys.stdout.buffer, append=live)
+        rejects = open_output(stack, args.rejects, None, append=live) if args.rejects else None
+    except OSError as exc:
+        print(f"{PROG}: cannot write {exc.filename}: {exc.strerror}", file=err)
+        return 1
+    try:
+        run = Run(
+            args,
+            options,
+            out=out,
+            rejects=rejects,
+            stdin=sys.stdin.buffer,
+            err=err,
+            poll_interval=poll_interval,
+            idle_close=idle_close,
+        )
+    except Audit2SysmonError as exc:  # the passwd file: an option that cannot be used
+        parser.print_usage(err)
+        print(f"{PROG}: error: {exc}", file=err)
+        return 2
+    for problem in problems:
+        run.fail(problem)
+    try:
+        with _handle_signals(run.signals, enabled=live):
+            return run.run(paths)
+    except OutputError as exc:
+        cause = exc.__cause__
+        if not isinstance(cause, BrokenPipeError):  # the reader left (`| head`): be quiet
+            print(f"{PROG}: cannot write output: {cause}", file=err)
+        elif out is sys.stdout.buffer:
+            silence_stdout()
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=err)
+        return 130
     return 0  # pragma: no cover - every path above returns
 
 
