@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -437,6 +438,36 @@ def test_any_stream_is_accounted_for_and_bounded(records, max_open, max_age_ms, 
     assert correlator.stats.peak_open <= max_open
     assert all(len(e.records) <= max_records for e in events)
     assert correlator.open_events == 0
+
+
+@st.composite
+def runs_of_records(draw):
+    """Streams where most records continue the event of the record before, as in real logs."""
+    out = []
+    for _ in range(draw(st.integers(0, 120))):
+        if out and draw(st.integers(0, 9)) < 6:
+            node, stamp = out[-1].node, out[-1].stamp
+        else:
+            node = draw(st.sampled_from([None, "a", "b"]))
+            stamp = Stamp(draw(st.integers(0, 3000)), draw(st.sampled_from([0, 1, 2, 3])))
+        out.append(Record("X", draw(st.sampled_from(TYPES)), node, stamp, ()))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(records=runs_of_records(), max_open=st.integers(1, 6), max_age_ms=st.integers(0, 2000),
+       max_records=st.integers(1, 6))
+def test_a_shared_stamp_changes_nothing(records, max_open, max_age_ms, max_records):
+    """The parser gives the records of one stamp one `Stamp` object, and the correlator takes
+    that as the sign of a record continuing the event before it; the same records with a
+    `Stamp` of their own each (the general path) must give the same events and counts."""
+    interned = {}
+    shared = [replace(r, stamp=interned.setdefault((r.stamp.msec, r.stamp.serial), r.stamp)) for r in records]
+    apart = [replace(r, stamp=Stamp(r.stamp.msec, r.stamp.serial)) for r in records]
+    window = {"max_open": max_open, "max_age_ms": max_age_ms, "max_records": max_records}
+    (events, correlator), (expected, reference) = run(shared, **window), run(apart, **window)
+    assert events == expected
+    assert correlator.stats == reference.stats
 
 
 def test_waiting_closed_events_are_bounded_by_the_window():

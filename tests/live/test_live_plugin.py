@@ -126,7 +126,7 @@ def batch(log: Path, **options: object) -> list[SysmonEvent]:
     """The conversion of the whole log as the plugin runs it (docs/cli.md, `--plugin`): a child
     is not held for its parent, lost events are found by their serial numbers. Sysmon's own
     configuration and Started events come first, so the EventRecordIDs are the plugin's."""
-    conv = Converter(Options.from_kwargs(hold_for_parent=False, serial_gaps=True, **options))
+    conv = Converter(Options.from_kwargs(hold_events=False, serial_gaps=True, **options))
     conv.started()
     converted = [event for batch in conv.feed_input(log.read_bytes().splitlines(keepends=True)) for event in batch]
     return converted + conv.flush()

@@ -74,7 +74,7 @@ class CorrelatorStats:
 class _Open:
     """An open event: mutable while records arrive, frozen into an AuditEvent on close."""
 
-    __slots__ = ("has_syscall", "key", "late", "rank", "records", "seq", "stamp")
+    __slots__ = ("closed", "has_syscall", "key", "late", "rank", "records", "seq", "stamp")
 
     def __init__(self, key: Key, record: Record, seq: int, late: bool, rank: int = 0) -> None:
         self.key = key
@@ -84,6 +84,7 @@ class _Open:
         self.records = [record]
         self.seq = seq
         self.has_syscall = record.type_num == SYSCALL
+        self.closed = False
 
     def freeze(self) -> AuditEvent:
         return AuditEvent(self.key[0], self.stamp, tuple(self.records), self.late)
@@ -145,6 +146,8 @@ class Correlator:
         self._ready: list[tuple[tuple[int, int, int], _Open]] = []
         # Open events by order; entries of events closed since are skipped lazily.
         self._open_order: list[tuple[tuple[int, int, int], Key]] = []
+        # The open event of the record before, while it stays open (see `feed`).
+        self._last: _Open | None = None
         self.stats = CorrelatorStats()
 
     def feed(self, record: Record) -> list[AuditEvent]:
@@ -152,14 +155,23 @@ class Correlator:
         stats = self.stats
         stats.records += 1
         stamp = record.stamp
-        key: Key = (record.node, stamp.msec, stamp.serial)
         type_num = record.type_num
         done: list[_Open] = []
+        last = self._last
+        pending: _Open | None
         self._expire(record.node, stamp.msec, done)
+        if last is not None and not last.closed and stamp is last.stamp and record.node == last.key[0]:
+            # Most records continue the event of the record before them (the parser gives
+            # the records of one stamp one `Stamp`): its key is known, and it is open.
+            key = last.key
+            known: _Open | None = last
+        else:
+            key = (record.node, stamp.msec, stamp.serial)
+            known = self._open.get(key)
 
         if type_num == EOE:
             stats.eoe_records += 1
-            pending = self._open.get(key)
+            pending = known
             if pending is not None:
                 stats.closed_by_eoe += 1
                 self._close(pending, done)
@@ -172,7 +184,7 @@ class Correlator:
             stats.closed_by_marker += 1
             self._finish(pending, done)
         else:
-            pending = self._open.get(key)
+            pending = known
             if pending is None:
                 pending = self._start(key, record, done)
             else:
@@ -186,12 +198,16 @@ class Correlator:
             elif len(pending.records) >= self._max_records:
                 stats.closed_by_size += 1
                 self._close(pending, done)
-
-        return self._emit(done)
+        out = self._emit(done)  # may close an open event that holds closed ones back
+        self._last = pending if pending is not None and not pending.closed else None
+        return out
 
     def flush(self) -> list[AuditEvent]:
         """End of input: every open event, oldest first."""
         done = list(self._open.values())
+        for pending in done:
+            pending.closed = True
+        self._last = None
         self.stats.closed_at_end += len(done)
         self.stats.events += len(done)
         self._open.clear()
@@ -292,6 +308,7 @@ class Correlator:
         self._finish(pending, done)
 
     def _finish(self, pending: _Open, done: list[_Open]) -> None:
+        pending.closed = True
         self.stats.events += 1
         closed = self._closed
         closed.pop(pending.key, None)
