@@ -63,12 +63,17 @@ class SyslogLines:
 
     def __init__(self, tz: tzinfo | None = None) -> None:
         self.tz = tz
-        self._key: tuple[datetime, str, tuple[str, str] | None] | None = None
+        self._key: tuple[int, int, int, int, int, int, str, tuple[str, str] | None] | None = None
         self._header = ""
 
     def __call__(self, event: SysmonEvent) -> str:
         moment, host = event.time_created, event.computer
-        key = (moment.replace(microsecond=0), host, time.tzname if self.tz is None else None)
+        # The second by its fields (TimeCreated is always UTC): reading six attributes costs a
+        # fifth of `moment.replace(microsecond=0)`, which was a sixth of rendering an event.
+        key = (
+            moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second,
+            host, time.tzname if self.tz is None else None,
+        )  # fmt: skip
         if key != self._key:
             self._header = syslog_header(moment, host, self.tz)
             self._key = key
