@@ -148,6 +148,11 @@ class Correlator:
         self._open_order: list[tuple[tuple[int, int, int], Key]] = []
         # The open event of the record before, while it stays open (see `feed`).
         self._last: _Open | None = None
+        # Where the window was last checked: the node, the log time, and how many events had
+        # finished then (see `feed`).
+        self._checked_node: str | None = None
+        self._checked_msec = -1
+        self._checked_events = -1
         self.stats = CorrelatorStats()
 
     def feed(self, record: Record) -> list[AuditEvent]:
@@ -159,7 +164,14 @@ class Correlator:
         done: list[_Open] = []
         last = self._last
         pending: _Open | None
-        self._expire(record.node, stamp.msec, done)
+        node, msec = record.node, stamp.msec
+        if msec != self._checked_msec or node != self._checked_node or stats.events != self._checked_events:
+            # Unless the record before had this node and time and no event finished since its
+            # check: then this node's oldest open event is the one that passed that check, or
+            # one that record started at this very time, and nothing can be too old.
+            self._expire(node, msec, done)
+            self._checked_node, self._checked_msec = node, msec
+            self._checked_events = stats.events
         if last is not None and not last.closed and stamp is last.stamp and record.node == last.key[0]:
             # Most records continue the event of the record before them (the parser gives
             # the records of one stamp one `Stamp`): its key is known, and it is open.
