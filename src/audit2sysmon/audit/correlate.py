@@ -172,13 +172,13 @@ class Correlator:
             self._expire(node, msec, done)
             self._checked_node, self._checked_msec = node, msec
             self._checked_events = stats.events
-        if last is not None and not last.closed and stamp is last.stamp and record.node == last.key[0]:
+        if last is not None and not last.closed and stamp is last.stamp and node == last.key[0]:
             # Most records continue the event of the record before them (the parser gives
             # the records of one stamp one `Stamp`): its key is known, and it is open.
             key = last.key
             known: _Open | None = last
         else:
-            key = (record.node, stamp.msec, stamp.serial)
+            key = (node, msec, stamp.serial)
             known = self._open.get(key)
 
         if type_num == EOE:
@@ -217,9 +217,7 @@ class Correlator:
     def flush(self) -> list[AuditEvent]:
         """End of input: every open event, oldest first."""
         done = list(self._open.values())
-        for pending in done:
-            pending.closed = True
-        self._last = None
+        self._last = None  # these close without `_finish`, which would mark them `closed`
         self.stats.closed_at_end += len(done)
         self.stats.events += len(done)
         self._open.clear()

@@ -141,6 +141,8 @@ def _text(name: str, value: object) -> str:
 
 
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MILLISECOND = timedelta(milliseconds=1)
 _MILLIS = tuple(".%03d" % n for n in range(1000))  # noqa: UP031 - the text after the second
 
 
@@ -157,10 +159,7 @@ def format_utc_time(moment: datetime | int) -> str:
     if isinstance(moment, datetime):
         if moment.tzinfo is None:
             raise ValueError("UtcTime needs a timezone-aware datetime")
-        t = moment.astimezone(timezone.utc)
-        return "%04d-%02d-%02d %02d:%02d:%02d.%03d" % (  # noqa: UP031 - as _utc_second
-            t.year, t.month, t.day, t.hour, t.minute, t.second, t.microsecond // 1000
-        )  # fmt: skip
+        moment = (moment - _EPOCH) // _MILLISECOND  # floor: milliseconds truncated
     seconds, millis = divmod(moment, 1000)
     return _utc_second(seconds) + _MILLIS[millis]
 
