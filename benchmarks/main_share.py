@@ -27,18 +27,21 @@ import sys
 import tempfile
 from dataclasses import fields as dc_fields
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from audit2sysmon._pipeline.parallel import Packed
+    from audit2sysmon.options import Options
 
 MODES = ("empty", "one", "workers", "main")
 
 
 def run_mode(log: str, mode: str) -> None:
     """One measured process: what `mode` names, over `log` (see the module docstring)."""
-    from audit2sysmon._pipeline.parallel import _unpack, read_chunk, stream_chunks
-    from audit2sysmon.audit.seams import SeamState
+    from audit2sysmon._pipeline.parallel import read_chunk, stream_chunks
     from audit2sysmon.cli.output import EventWriter
     from audit2sysmon.convert import Converter
     from audit2sysmon.mapping import UserDb
-    from audit2sysmon.mapping.plain import from_plain
     from audit2sysmon.options import Options
     from audit2sysmon.sysmon.render import formatter
 
@@ -61,15 +64,40 @@ def run_mode(log: str, mode: str) -> None:
         with open(log, "rb") as f:
             for _ in stream_chunks(f, log):
                 pass
-        conv = Converter(options)
-        state = SeamState(max_open=options.max_open_events)
-        with open(os.devnull, "wb") as out:
-            writer = EventWriter(out, formatter("syslog"))
-            for one in packed:
-                result = _unpack(one)
-                state.check(result.summary)
-                state.advance(result.summary)
-                writer.write(conv.apply(map(from_plain, result.facts)))
+        main_part(packed, options)
+
+
+def main_part(packed: list[Packed], options: Options, *, rebuild: bool = True, apply: bool = True,
+              render: bool = True) -> None:
+    """The `--jobs` main process over the workers' packed results: unpack each, check its
+    seam, rebuild the facts, apply them, render syslog to /dev/null. Each flag stops it a
+    step earlier (`profile.py --main-process` times the steps one by one)."""
+    from audit2sysmon._pipeline.parallel import _unpack
+    from audit2sysmon.audit.seams import SeamState
+    from audit2sysmon.cli.output import EventWriter
+    from audit2sysmon.convert import Converter
+    from audit2sysmon.mapping.plain import from_plain
+    from audit2sysmon.sysmon.render import formatter
+
+    conv = Converter(options)
+    state = SeamState(max_open=options.max_open_events)
+    with open(os.devnull, "wb") as out:
+        writer = EventWriter(out, formatter("syslog"))
+        for one in packed:
+            result = _unpack(one)
+            state.check(result.summary)
+            state.advance(result.summary)
+            if not rebuild:
+                continue
+            rebuilt = map(from_plain, result.facts)
+            if not apply:
+                for _ in rebuilt:
+                    pass
+                continue
+            events = conv.apply(rebuilt)
+            if render:
+                writer.write(events)
+        if render:
             writer.write(conv.flush())
             writer.flush()
 

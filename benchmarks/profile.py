@@ -64,6 +64,7 @@ def _load(name: str) -> ModuleType:
 build_log = _load("build_log")
 _load("unique_log")
 logs = _load("logs")
+main_share = _load("main_share")
 
 
 def workload(log: Path, render: bool) -> int:
@@ -399,12 +400,10 @@ def main_process(log: Path, repeats: int) -> None:
     from dataclasses import fields as dc_fields
 
     import audit2sysmon
-    from audit2sysmon._pipeline.parallel import Chunk, Packed, _unpack, read_chunk, stream_chunks
-    from audit2sysmon.audit.seams import SeamState
+    from audit2sysmon._pipeline.parallel import Chunk, Packed, read_chunk, stream_chunks
     from audit2sysmon.cli.output import EventWriter
     from audit2sysmon.convert import Converter
     from audit2sysmon.mapping import UserDb
-    from audit2sysmon.mapping.plain import from_plain
     from audit2sysmon.options import Options
     from audit2sysmon.sysmon.render import formatter
 
@@ -449,27 +448,7 @@ def main_process(log: Path, repeats: int) -> None:
     facts_bytes = sum(len(data) for data, _ in packed)
 
     def main_part(apply: bool, render: bool, rebuild: bool = True) -> None:
-        conv = Converter(options)
-        state = SeamState(max_open=options.max_open_events)
-        with open(os.devnull, "wb") as out:
-            writer = EventWriter(out, formatter("syslog"))
-            for one in packed:
-                result = _unpack(one)
-                state.check(result.summary)
-                state.advance(result.summary)
-                if not rebuild:
-                    continue
-                rebuilt = map(from_plain, result.facts)
-                if not apply:
-                    for _ in rebuilt:
-                        pass
-                    continue
-                events = conv.apply(rebuilt)
-                if render:
-                    writer.write(events)
-            if render:
-                writer.write(conv.flush())
-                writer.flush()
+        main_share.main_part(packed, options, rebuild=rebuild, apply=apply, render=render)
 
     t_unpack = best(lambda: main_part(False, False, rebuild=False))
     t_rebuild = best(lambda: main_part(False, False))
