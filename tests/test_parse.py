@@ -274,6 +274,48 @@ def test_fast_path_equals_grammar(line: str) -> None:
         assert fast.enriched == slow.enriched and fast.fields == slow.fields
 
 
+@st.composite
+def _near_heads(draw) -> str:
+    """Record headers, whole or with a piece dropped, or a stamp with a character put in or
+    replaced (a digit of another script among them): lines that nearly have the fast path's
+    header."""
+    node = draw(st.one_of(st.none(), st.text("ab \x1d=", max_size=4)))
+    written = draw(st.one_of(st.sampled_from(["SYSCALL", "1300", "UNKNOWN[1334]"]), st.text("AS1 \x1d=", max_size=5)))
+    sec = str(draw(st.integers(0, 10**13)))
+    stamp = f"{sec}.{draw(st.integers(0, 999)):03d}:{draw(st.integers(0, 10**13))}"
+    if draw(st.integers(0, 3)):  # where the shape can break: the ends, the dot, the colon
+        at = draw(st.one_of(st.sampled_from([0, len(sec), len(sec) + 1, len(sec) + 2, len(sec) + 4, len(stamp)]),
+                            st.integers(0, len(stamp))))
+        put = draw(st.sampled_from(["\u0661", ".", ":", "a", "0", ""]))
+        stamp = stamp[:at] + put + stamp[at + draw(st.integers(0, 1)) :]  # in, or in place of one
+    key = draw(st.sampled_from(["type=", "type=", "typo=", "node="]))
+    pieces = ["" if node is None else f"node={node} ", key + written, " msg=audit(", stamp, "):",
+              draw(st.text(" a=)\x1d", max_size=4))]
+    dropped = draw(st.sets(st.integers(0, len(pieces) - 1), max_size=1))
+    return "".join(piece for i, piece in enumerate(pieces) if i not in dropped)
+
+
+@settings(max_examples=2000)
+@given(st.one_of(raw_lines(), _near_heads()))
+def test_fast_head_equals_the_header_pattern(line: str) -> None:
+    """`_fast_head`, with `find` and its tables instead of a pattern, reads exactly what the
+    header pattern (which `record_head` applies to bytes) matches, and nothing else; a second
+    reading, from the tables, is the same."""
+    match = re.compile(parse._FAST_HEAD_BYTES.pattern.decode()).match(line)
+    caches = parse._Caches()
+    for _ in range(2):
+        try:
+            head, stamp, end = parse._fast_head(line, caches)
+        except ParseError:  # digits past what a stamp can hold: a header still, refused
+            assert match is not None
+            return
+        assert (head is not None and stamp is not None) == (match is not None)
+        if match is not None:
+            sec, _, rest = match[3].partition(".")
+            assert head == (match[1], *caches.type_of(match[2]))
+            assert stamp == Stamp(int(sec + rest[:3]), int(rest[4:])) and end == match.end()
+
+
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(raw_lines(), min_size=1, max_size=4), st.lists(raw_lines(), min_size=1, max_size=4))
 def test_remembered_bodies_decode_as_new_ones(heads: list[str], tails: list[str]) -> None:

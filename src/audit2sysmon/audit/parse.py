@@ -22,8 +22,6 @@ import datetime as _dt
 import re
 from dataclasses import dataclass
 
-from dateutil import tz as _dateutil_tz
-
 from ..errors import ParseError
 from .records import Field, Record, SourceLocation, Stamp, ValueKind
 from .types import record_name, record_number
@@ -130,6 +128,9 @@ class _Decoded:
 
 
 _RULE_SETS = ((False, False), (False, True), (True, True))
+# What the header before ` msg=audit(` says: node, record type name and number, and the rules
+# its body decodes by.
+_Head = tuple[str | None, str, int | None, _Decoded]
 
 
 class _Caches:
@@ -138,12 +139,13 @@ class _Caches:
     refilled by what the log repeats), and nothing in it changes what a line parses to: a
     fresh parser reads every line alike, only slower."""
 
-    __slots__ = ("enriched", "rules", "stamps", "types")
+    __slots__ = ("enriched", "heads", "rules", "stamps", "types")
 
     def __init__(self) -> None:
         self.rules = {rules: _Decoded({}, {}) for rules in _RULE_SETS}
         self.enriched = _Decoded({}, {})
         self.types: dict[str, tuple[str, int | None, _Decoded]] = {}
+        self.heads: dict[str, _Head] = {}
         self.stamps: dict[str, Stamp] = {}
 
     def rules_for(self, type_name: str) -> _Decoded:
@@ -166,18 +168,41 @@ class _Caches:
             self.types[written] = known
         return known
 
-    def stamp_id(self, stamp: str) -> Stamp:
-        """The `Stamp` of a raw stamp `SEC.MSEC:SERIAL` as the fast path matched it.
+    def new_head(self, prefix: str) -> _Head | None:
+        """The `_Head` of what a line holds before ` msg=audit(`, when it is not in `heads`:
+        `type=T` or `node=N type=T`, neither holding a space or the ENRICHED separator (else
+        None: the grammar decides that line). Kept, bounded as `types`."""
+        node: str | None = None
+        written = prefix[5:]
+        if prefix.startswith("node="):
+            node, _, rest = written.partition(" ")
+            if "\x1d" in node or not rest.startswith("type="):
+                return None
+            written = rest[5:]
+        elif not prefix.startswith("type="):
+            return None
+        if not written or " " in written or "\x1d" in written:
+            return None
+        head = (node, *self.type_of(written))
+        if len(self.heads) >= _CACHED_TYPES:
+            self.heads.clear()
+        self.heads[prefix] = head
+        return head
+
+    def new_stamp(self, stamp: str) -> Stamp | None:
+        """The `Stamp` of a stamp `_fast_head` found that is not in `stamps`, kept there; None
+        when it is not `SEC.MSEC:SERIAL` (the grammar decides that line).
 
         The records of one event share their stamp and mostly follow each other, so answers
-        are kept (bounded: emptied when full, refilled by what follows)."""
-        eid = self.stamps.get(stamp)
-        if eid is None:
-            sec, _, rest = stamp.partition(".")
-            eid = _stamp_of(sec, rest[:3], rest[4:])
-            if len(self.stamps) >= _CACHED_STAMPS:
-                self.stamps.clear()
-            self.stamps[stamp] = eid
+        are kept (bounded: emptied when full, refilled by what follows), and only a stamp
+        not seen before is checked."""
+        if not _stamp_shape(stamp):
+            return None
+        sec, _, rest = stamp.partition(".")
+        eid = _stamp_of(sec, rest[:3], rest[4:])
+        if len(self.stamps) >= _CACHED_STAMPS:
+            self.stamps.clear()
+        self.stamps[stamp] = eid
         return eid
 
 
@@ -241,8 +266,10 @@ def _checked_id(msec: int, serial: int) -> Stamp:
 
 # --------------------------------------------------------------------------- fast path
 
-_FAST_HEAD = re.compile(r"(?:node=([^ \x1d]*) )?type=([^ \x1d]+) msg=audit\(([0-9]+\.[0-9]{3}:[0-9]+)\):")
-_FAST_HEAD_BYTES = re.compile(_FAST_HEAD.pattern.encode())
+# The fast path's header as a pattern, over bytes for `record_head`. `_fast_head` reads the
+# same with two `find`s and two table lookups, at half a match's cost in either build (the
+# header is on every line); tests/test_parse.py proves the two equal.
+_FAST_HEAD_BYTES = re.compile(rb"(?:node=([^ \x1d]*) )?type=([^ \x1d]+) msg=audit\(([0-9]+\.[0-9]{3}:[0-9]+)\):")
 
 
 def record_head(line: bytes) -> tuple[bytes, bytes] | None:
@@ -253,6 +280,51 @@ def record_head(line: bytes) -> tuple[bytes, bytes] | None:
     """
     match = _FAST_HEAD_BYTES.match(line)
     return (match[2], (match[1] or b"") + b" " + match[3]) if match is not None else None
+
+
+_MSG = " msg=audit("
+
+
+def _fast_head(line: str, caches: _Caches) -> tuple[_Head | None, Stamp | None, int]:
+    """(head, stamp, where the body starts) of a line that starts `[node=N ]type=T msg=audit(STAMP):`.
+
+    Head or stamp is None where the line has no such header. What comes before ` msg=audit(`
+    is the same on every line of one node and record type, so it is looked up whole; neither
+    the node nor the type holds a space, so the first ` msg=audit(` is the one after them.
+    The stamp then runs to the first `):` (a stamp holds no parenthesis).
+    """
+    at = line.find(_MSG)
+    if at < 0:
+        return None, None, -1
+    prefix = line[:at]
+    head = caches.heads.get(prefix)
+    if head is None:
+        head = caches.new_head(prefix)
+        if head is None:
+            return None, None, -1
+    close = line.find("):", at + 11)
+    if close < 0:
+        return head, None, -1
+    stamp = line[at + 11 : close]
+    eid = caches.stamps.get(stamp)
+    if eid is None:
+        eid = caches.new_stamp(stamp)
+    return head, eid, close + 2
+
+
+def _stamp_shape(stamp: str) -> bool:
+    """Whether `stamp` is `SEC.MSEC:SERIAL` with ASCII digits and three of them after the dot."""
+    dot = stamp.find(".")
+    return (
+        dot > 0
+        and stamp[dot + 4 : dot + 5] == ":"
+        and stamp.isascii()
+        and stamp[:dot].isdigit()
+        and stamp[dot + 1 : dot + 4].isdigit()
+        and stamp[dot + 5 :].isdigit()
+    )
+
+
 # One `key=value` pair of a fast-path body: a bare value, or a quoted one without spaces or
 # quotes inside; neither holds a control byte or whitespace (the kernel hex-encodes those),
 # so the grammar decides any line where such a byte appears.
@@ -314,15 +386,13 @@ def _fast_pairs(body: str, type_name: str, decoded: _Decoded, enriched: bool) ->
 
 def _fast_parse(line: str, source: SourceLocation, caches: _Caches) -> Record | None:
     """The common raw line, or None when the grammar has to decide."""
-    m = _FAST_HEAD.match(line)
-    if m is None:
+    head, eid, end = _fast_head(line, caches)
+    if head is None or eid is None:
         return None
-    node, written, stamp = m.groups()
-    body = line[m.end() :]
-    body, sep, tail = body.partition("\x1d")
+    body, sep, tail = line[end:].partition("\x1d")
     if body and body[0] != " ":
         return None
-    type_name, type_num, rules = caches.type_of(written)
+    node, type_name, type_num, rules = head
     fields = _fast_body(body, type_name, rules)
     if fields is None:
         return None
@@ -337,7 +407,7 @@ def _fast_parse(line: str, source: SourceLocation, caches: _Caches) -> Record | 
                 return None
             got = (_raw_field(braced[1], braced[2], "", enriched=True),)
         enriched = got
-    return Record(type_name, type_num, node, caches.stamp_id(stamp), fields, enriched, False, source)
+    return Record(type_name, type_num, node, eid, fields, enriched, False, source)
 
 
 # --------------------------------------------------------------------------- public API
@@ -346,7 +416,8 @@ def _fast_parse(line: str, source: SourceLocation, caches: _Caches) -> Record | 
 class Parser:
     """Reads audit record lines of any supported text form into `Record`s.
 
-    `tz` is the zone of local times written by `ausearch -i` (None: this machine's zone).
+    `tz` is the zone of local times written by `ausearch -i` (None: this machine's zone, read
+    when the first line in need of it comes).
     `path` names the input in error messages; set it when the input changes. A parser keeps
     bounded caches of what it decoded (most of a log's pairs and bodies repeat), which make it
     faster and never change what a line parses to: each line is read on its own.
@@ -355,7 +426,7 @@ class Parser:
     __slots__ = ("_caches", "_zone", "path")
 
     def __init__(self, *, tz: _dt.tzinfo | None = None, path: str = "<input>") -> None:
-        self._zone = tz if tz is not None else _dateutil_tz.tzlocal()
+        self._zone = tz
         self.path = path
         self._caches = _Caches()
 
@@ -376,7 +447,12 @@ class Parser:
                 raise ParseError(f"line is {len(text)} characters long; audit records are at most {MAX_LINE}")
             from . import grammar  # on the first line the fast path declines (see above)
 
-            return grammar.grammar_parse(text, self._zone, source, self._caches)
+            zone = self._zone
+            if zone is None:  # here too: dateutil is a seventh of the start-up, and few logs need it
+                from dateutil import tz as _dateutil_tz
+
+                zone = self._zone = _dateutil_tz.tzlocal()
+            return grammar.grammar_parse(text, zone, source, self._caches)
         except ParseError as exc:
             exc.located(self.path, lineno)
             raise
