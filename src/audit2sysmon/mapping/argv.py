@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 from ..audit.records import Record, ValueKind
 
@@ -21,6 +22,27 @@ __all__ = ["execve_argv", "execve_damage"]
 # more than 4,300 of them (found by fuzzing).
 _ARG_KEY = re.compile(r"a(\d{1,10})(?:\[(\d{1,10})\])?$")
 _LEN_KEY = re.compile(r"a(\d{1,10})_len$")
+# The second number `_arg_key` gives for an argument written whole, for `aN_len`, and for
+# a key that names no argument.
+_WHOLE = -1
+_LENGTH = -2
+_OTHER = -3
+
+
+@lru_cache(maxsize=4096)
+def _arg_key(key: str) -> tuple[int, int]:
+    """`aN[C]` → (N, C); `aN` → (N, `_WHOLE`); `aN_len` → (N, `_LENGTH`); any other key
+    (`argc`) → (-1, `_OTHER`).
+
+    Memoised: a compiler's exec has dozens of arguments, and the same keys `a0`, `a1`, …
+    come back in every exec, so the patterns and int() ran for the same few keys again
+    and again (a pure function of the key; bounded, the key is input)."""
+    match = _ARG_KEY.match(key)
+    if match is not None:
+        chunk = match.group(2)
+        return int(match.group(1)), _WHOLE if chunk is None else int(chunk)
+    match = _LEN_KEY.match(key)
+    return (int(match.group(1)), _LENGTH) if match is not None else (-1, _OTHER)
 
 
 def _count(value: bytes) -> int | None:
@@ -46,14 +68,11 @@ def execve_argv(records: Iterable[Record]) -> list[bytes] | None:
                 count = _count(f.value)
                 argc = count if count is not None else argc
                 continue
-            match = _ARG_KEY.match(f.key)
-            if match is None:
-                continue
-            index = int(match.group(1))
-            if match.group(2) is None:
+            index, chunk = _arg_key(f.key)
+            if chunk == _WHOLE:
                 whole.setdefault(index, f.value)
-            else:
-                chunks.setdefault(index, {}).setdefault(int(match.group(2)), f.value)
+            elif chunk >= 0:
+                chunks.setdefault(index, {}).setdefault(chunk, f.value)
     if not seen:
         return None
     argv: list[bytes] = []
@@ -87,19 +106,19 @@ def execve_damage(records: Iterable[Record]) -> str | None:
                 argc = _count(f.value)
                 if argc is None:
                     return f"EXECVE argc={f.text[:20]!r} is not a count"
-            elif (match := _ARG_KEY.match(f.key)) is not None:
-                index = int(match.group(1))
-                if match.group(2) is None:
-                    args.add(index)
-                else:
-                    chunked.setdefault(index, set()).add(int(match.group(2)))
-                    size = len(f.raw) if f.kind is ValueKind.HEX else len(f.value)
-                    written[index] = written.get(index, 0) + size
-            elif (match := _LEN_KEY.match(f.key)) is not None:
-                chunked.setdefault(int(match.group(1)), set())
+                continue
+            index, chunk = _arg_key(f.key)
+            if chunk == _WHOLE:
+                args.add(index)
+            elif chunk >= 0:
+                chunked.setdefault(index, set()).add(chunk)
+                size = len(f.raw) if f.kind is ValueKind.HEX else len(f.value)
+                written[index] = written.get(index, 0) + size
+            elif chunk == _LENGTH:
+                chunked.setdefault(index, set())
                 length = _count(f.value)
                 if length is not None and f.kind is not ValueKind.INTERPRETED:
-                    declared[int(match.group(1))] = length
+                    declared[index] = length
     if argc is None:
         return "EXECVE records without argc (the first EXECVE record of the exec is missing)"
     present = args | chunked.keys()
