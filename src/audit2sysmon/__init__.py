@@ -8,9 +8,6 @@ correlate), `mapping` (extract facts, apply them), `sysmon` (the event model and
 renderers); docs/api.md lists what each makes public.
 """
 
-import json
-from importlib import resources
-
 from ._version import __version__
 from .convert import ConversionStats, Converter, Opened, convert
 from .errors import (
@@ -43,6 +40,9 @@ def build_note() -> str:
     editable install), which no build recorded anything for."""
     if build() == "compiled":
         return ""
+    import json  # here, not at the top: importlib.resources alone is a tenth of the start-up
+    from importlib import resources
+
     record = resources.files(__name__).joinpath("_installed_build.json")
     if not record.is_file():
         return ""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .. import __version__, build, build_note
 from ..audit.correlate import DEFAULT_MAX_AGE_MS, DEFAULT_MAX_OPEN
@@ -230,6 +229,8 @@ def options_from_args(args: argparse.Namespace) -> Options:
     if args.jobs < 0:
         raise ConfigError(f"--jobs needs a number of worker processes >= 0, not {args.jobs}")
     if args.tz is not None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # here: few runs name a zone
+
         try:
             values["tz"] = ZoneInfo(args.tz)
         except (ZoneInfoNotFoundError, ValueError):
