@@ -6,7 +6,9 @@ table emptied when full:
 - per set of decoding rules (plain, kernel-only, EXECVE, ENRICHED tail) a table of decoded
   `key=value` pairs (`_Decoded.pairs`) and one of whole bodies (`_Decoded.bodies`; for a
   SYSCALL record its part from ` auid=` on, the pairs before it go to the pair table);
-- `types` (the `type=` value -> name, number, rules) and `stamps` (stamp -> `Stamp`);
+- `heads` (what a line holds before ` msg=audit(` -> node, type name, number, rules), `types`
+  (the `type=` value -> name, number, rules: asked when `heads` misses) and `stamps` (stamp
+  -> `Stamp`);
 - and, process-wide, the memo of syscall names (`audit/syscalls.py`'s `_name_of`, an
   `lru_cache`: arch and syscall number -> name).
 
@@ -41,7 +43,7 @@ from typing import Any
 class Tally:
     """What the tables of one name (say `bodies[EXECVE]`) met, summed over every parser."""
 
-    current_type = ""  # set by the counting `type_of`: the record being parsed
+    current_type = ""  # set by the counting `heads` and `type_of`: the record being parsed
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -89,6 +91,17 @@ class CountingDict(dict):  # type: ignore[type-arg]
         super().clear()
 
 
+class CountingHeads(CountingDict):
+    """The `heads` table, which every fast-path line asks first: a hit also says which record
+    type the lookups that follow are for (a miss goes on to `type_of`, which says it)."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        value = super().get(key, default)
+        if value is not None:
+            Tally.current_type = value[1]
+        return value
+
+
 def _rate(hits: int, misses: int) -> float | None:
     return hits / (hits + misses) if hits + misses else None
 
@@ -108,15 +121,15 @@ def measure(log: Path) -> dict[str, Any]:
 
     tallies: dict[str, Tally] = {}
 
-    def counting(name: str) -> CountingDict:
+    def counting(name: str, kind: type[CountingDict] = CountingDict) -> CountingDict:
         tally = tallies.get(name)
         if tally is None:
             tally = tallies[name] = Tally(name)
-        return CountingDict(tally)
+        return kind(tally)
 
     class CountingCaches(parse._Caches):
-        """A parser's caches whose every table counts; `type_of` also says which record
-        type the lookups that follow are for."""
+        """A parser's caches whose every table counts; `heads` and `type_of` also say which
+        record type the lookups that follow are for."""
 
         __slots__ = ()
 
@@ -127,6 +140,7 @@ def measure(log: Path) -> dict[str, Any]:
                 decoded.bodies = counting(f"bodies[{RULES_NAMES[rules]}]")
             self.enriched.pairs = counting("pairs[ENRICHED tail]")
             self.enriched.bodies = counting("bodies[ENRICHED tail]")
+            self.heads = counting("heads", CountingHeads)
             self.types = counting("types")
             self.stamps = counting("stamps")
 
