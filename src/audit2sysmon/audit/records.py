@@ -132,8 +132,10 @@ class Record:
     parse stage built it. A frozen dataclass assigns its attributes through
     `object.__setattr__`, which cost 10 % of the whole conversion in the compiled build
     (one record per line). The small values it holds (`Stamp`, `Field`) are
-    read-only by contract too. The index of fields by key is built when a key is first
-    asked for: most records (the PATH and CWD records of failed calls, BPRM_FCAPS) never are.
+    read-only by contract too. A key is found by a scan of the fields in order: a record
+    holds a few dozen at most and is asked for a dozen keys at most, and a dict of them,
+    built on the first lookup, cost three times the scans (profiled: a SYSCALL record's
+    index alone was 5 % of a conversion).
     """
 
     type_name: str
@@ -144,7 +146,6 @@ class Record:
     enriched: tuple[Field, ...] = ()
     interpreted: bool = False
     source: SourceLocation | None = field(default=None, compare=False)
-    _index: dict[str, Field] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __init__(
         self,
@@ -165,29 +166,24 @@ class Record:
         self.enriched = enriched
         self.interpreted = interpreted
         self.source = source
-        self._index = None
-
-    def _by_key(self) -> dict[str, Field]:
-        """Each key's first field (built once, on the first lookup)."""
-        index = self._index
-        if index is None:
-            index = self._index = {f.key: f for f in reversed(self.fields)}
-        return index
 
     def get(self, key: str) -> Field | None:
         """The first body field called `key`, or None."""
-        return self._by_key().get(key)
+        for f in self.fields:
+            if f.key == key:
+                return f
+        return None
 
     def value(self, key: str) -> bytes | None:
         """Decoded bytes of the first body field `key`, or None when absent or NULL."""
-        f = self._by_key().get(key)
+        f = self.get(key)
         if f is None or f.kind is ValueKind.NULL:
             return None
         return f.value
 
     def text(self, key: str) -> str | None:
         """Decoded text of the first body field `key`, or None when absent or NULL."""
-        f = self._by_key().get(key)
+        f = self.get(key)
         if f is None:
             return None
         kind = f.kind
