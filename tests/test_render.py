@@ -27,7 +27,7 @@ from audit2sysmon.errors import ConfigError
 from audit2sysmon.sysmon import SCHEMAS, SysmonEvent, format_utc_time, make_event
 from audit2sysmon.sysmon.render import FORMATS, formatter
 from audit2sysmon.sysmon.render.syslog import SyslogLines, header_host, syslog_header, syslog_line
-from audit2sysmon.sysmon.render.xml import escape_text, plain_text, text_value
+from audit2sysmon.sysmon.render.xml import byte_escape, escape_text, plain_text, text_value
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLES = FIXTURES / "reference" / "sysmon-linux-samples.log"
@@ -150,6 +150,15 @@ def test_plain_text_needs_no_escaping(value):
         assert escape_text(value) == text_value(value) == value
     if value.isascii() and value.isprintable():
         assert plain_text(value) == (escape_text(value) == value)
+
+
+@given(st.characters(codec=None) | st.integers(0xD800, 0xDFFF).map(chr))
+def test_byte_escape_writes_each_byte_the_character_stands_for(char):
+    """Every code point, surrogates too: a surrogate escape stands for its original byte, any
+    other character for the bytes of its UTF-8 (surrogates encoded as they are)."""
+    code = ord(char)
+    data = bytes([code - 0xDC00]) if 0xDC80 <= code <= 0xDCFF else char.encode("utf-8", "surrogatepass")
+    assert byte_escape(char) == "".join(f"\\x{b:02x}" for b in data)
 
 
 @given(TEXT.filter(lambda t: t and "\\" not in t))
