@@ -440,6 +440,17 @@ def test_any_stream_is_accounted_for_and_bounded(records, max_open, max_age_ms, 
     assert correlator.open_events == 0
 
 
+def test_maps_of_nodes_stay_bounded_however_many_nodes_a_log_names():
+    """A node's map of open events outlives its last open event (for the node's next one),
+    but no more than `max_open` of them are kept: a log naming a new node on every line
+    does not grow the correlator."""
+    correlator = Correlator(max_open=4)
+    for n in range(1000):
+        correlator.feed(rec(SYSCALL, 1000 + n, n, node=f"host{n}"))
+        assert len(correlator.feed(rec(PROCTITLE, 1000 + n, n, node=f"host{n}"))) == 1
+    assert correlator.open_events == 0 and len(correlator._by_node) <= 4 + 1
+
+
 @st.composite
 def runs_of_records(draw):
     """Streams where most records continue the event of the record before, as in real logs."""

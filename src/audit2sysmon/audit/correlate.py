@@ -313,7 +313,11 @@ class Correlator:
         del self._open[key]
         node_open = self._by_node[key[0]]
         del node_open[key]
-        if not node_open:
+        if not node_open and len(self._by_node) > self._max_open:
+            # A node's map stays while it is empty, for its next event: most logs have
+            # one node, and making it anew for each event cost more than the event's
+            # other bookkeeping. Past `max_open` nodes, an emptied one goes: at most that
+            # many empty ones are kept, however many nodes a log names.
             del self._by_node[key[0]]
         self._finish(pending, done)
 
