@@ -196,10 +196,12 @@ class _Caches:
         The records of one event share their stamp and mostly follow each other, so answers
         are kept (bounded: emptied when full, refilled by what follows), and only a stamp
         not seen before is checked."""
-        if not _stamp_shape(stamp):
+        dot = stamp.find(".")
+        sec, msec, serial = stamp[:dot], stamp[dot + 1 : dot + 4], stamp[dot + 5 :]
+        if not (dot > 0 and stamp[dot + 4 : dot + 5] == ":" and stamp.isascii()
+                and sec.isdigit() and msec.isdigit() and serial.isdigit()):  # SEC.MSEC:SERIAL, ASCII digits
             return None
-        sec, _, rest = stamp.partition(".")
-        eid = _stamp_of(sec, rest[:3], rest[4:])
+        eid = _stamp_of(sec, msec, serial)
         if len(self.stamps) >= _CACHED_STAMPS:
             self.stamps.clear()
         self.stamps[stamp] = eid
@@ -310,19 +312,6 @@ def _fast_head(line: str, caches: _Caches) -> tuple[_Head | None, Stamp | None, 
     if eid is None:
         eid = caches.new_stamp(stamp)
     return head, eid, close + 2
-
-
-def _stamp_shape(stamp: str) -> bool:
-    """Whether `stamp` is `SEC.MSEC:SERIAL` with ASCII digits and three of them after the dot."""
-    dot = stamp.find(".")
-    return (
-        dot > 0
-        and stamp[dot + 4 : dot + 5] == ":"
-        and stamp.isascii()
-        and stamp[:dot].isdigit()
-        and stamp[dot + 1 : dot + 4].isdigit()
-        and stamp[dot + 5 :].isdigit()
-    )
 
 
 # One `key=value` pair of a fast-path body: a bare value, or a quoted one without spaces or
