@@ -205,9 +205,10 @@ class Converter:
         reader = self._reader
         if isinstance(reader, FactReader):
             reader.start_file(path)
-            feed = self.feed
+            read, apply = reader.feed, self.apply  # what `feed` does, one call less per line
             for count, line in enumerate(source, 1):
-                events = feed(line)
+                read_facts = read(line)
+                events = apply(read_facts) if read_facts else []
                 if events or not count & _TICK:
                     yield events
             return

@@ -210,7 +210,7 @@ class Correlator:
             elif len(pending.records) >= self._max_records:
                 stats.closed_by_size += 1
                 self._close(pending, done)
-        out = self._emit(done)  # may close an open event that holds closed ones back
+        out = self._emit(done) if done else []  # may close an open event that holds closed ones back
         self._last = pending if pending is not None and not pending.closed else None
         return out
 
