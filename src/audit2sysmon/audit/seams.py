@@ -89,13 +89,19 @@ class SeamState:
         The chunk's keys were closed after all of ours, so they go to the end in their order
         and the oldest fall out, as `Correlator._finish` does one key at a time.
         """
-        memory: OrderedDict[Key, None] = OrderedDict.fromkeys(self.closed)
-        for key in summary.closed:
-            memory.pop(key, None)
-            memory[key] = None
-        while len(memory) > self.max_open:
-            memory.popitem(last=False)
-        self.closed = list(memory)
+        closed = summary.closed
+        if len(closed) >= self.max_open:
+            # The chunk's memory is full: its keys are the newest `max_open` closed, so ours all
+            # fall out (a 1 MB chunk closes more than the default 1024).
+            self.closed = list(closed)
+        else:
+            memory: OrderedDict[Key, None] = OrderedDict.fromkeys(self.closed)
+            for key in closed:
+                memory.pop(key, None)
+                memory[key] = None
+            while len(memory) > self.max_open:
+                memory.popitem(last=False)
+            self.closed = list(memory)
         if summary.serials_reset:
             self.serials = {}
         for node, (_, last_serial, last_rank) in summary.serials.items():
