@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import fields as dc_fields
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -83,13 +84,15 @@ def main_part(packed: list[Packed], options: Options, *, rebuild: bool = True, a
     state = SeamState(max_open=options.max_open_events)
     with open(os.devnull, "wb") as out:
         writer = EventWriter(out, formatter("syslog"))
+        lines_before = 0
         for one in packed:
             result = _unpack(one)
             state.check(result.summary)
             state.advance(result.summary)
+            before, lines_before = lines_before, lines_before + result.counts.lines
             if not rebuild:
                 continue
-            rebuilt = map(from_plain, result.facts)
+            rebuilt = map(from_plain, result.facts, repeat(before))
             if not apply:
                 for _ in rebuilt:
                     pass

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from strategies import raw_lines
 
 from audit2sysmon import convert
+from audit2sysmon._pipeline.parallel import ParallelReader, stream_chunks
 from audit2sysmon._pipeline.reader import FactReader
 from audit2sysmon.convert import Converter
 from audit2sysmon.mapping.plain import from_plain, to_plain
@@ -147,6 +148,49 @@ def test_abend_facts_cross_unchanged_too():
     (one,) = reader.feed(line) + reader.flush()
     assert type(one.extras[0]).__name__ == "Abend"
     assert _shape(from_plain(marshal.loads(marshal.dumps(to_plain(one))))) == _shape(one)
+
+
+@pytest.mark.parametrize("path", [DEV_LOG, FIXTURES / "live/busy-raw/audit.log"], ids=lambda p: p.parent.name)
+def test_workers_facts_name_their_lines_in_the_input(path):
+    """A worker numbers its chunk's lines from 1; the facts this process applies name the
+    line of the input each record came from, as one reader's do (every line, not only those
+    a warning shows)."""
+    options = Options(passwd=OPTIONS["passwd"], local_users=False)
+    users = UserDb.from_options(options.passwd, options.local_users)
+    one = FactReader(options, users)
+    one.start_file("log")
+    data = path.read_bytes()
+    expected = [f for line in io.BytesIO(data) for f in one.feed(line)] + one.flush()
+    workers = ParallelReader(options, users, 2, on_error=None)
+    try:
+        got = [f for facts in workers.read(stream_chunks(io.BytesIO(data), "log", 16384)) for f in facts]
+        got += workers.finish()
+    finally:
+        workers.close()
+    assert workers.fresh_chunks > 1
+    assert [(f.where, f.execs, f.cut, f.execve_where) for f in got] == [
+        (f.where, f.execs, f.cut, f.execve_where) for f in expected
+    ]
+    assert got == expected
+
+
+@pytest.mark.parametrize("chunk_size", [None, 4096])
+def test_lines_read_are_counted_as_one_process_counts_them(chunk_size):
+    """`input_lines` (the N of "read error after line N") after each whole input, before and
+    after the flush: the workers' count is one process's."""
+    inputs = [DEV_LOG.read_bytes(), (FIXTURES / "live/busy-raw/audit.log").read_bytes()]
+    seen = {}
+    for jobs in (1, 2):
+        counts = []
+        with Converter(jobs=jobs, **OPTIONS) as conv:
+            for number, data in enumerate(inputs):
+                for _ in conv.feed_input(io.BytesIO(data), f"in{number}", chunk_size=chunk_size):
+                    pass
+                counts.append(conv.input_lines)
+            conv.flush()
+            counts.append(conv.input_lines)
+        seen[jobs] = counts
+    assert seen[2] == seen[1] == [data.count(b"\n") for data in inputs] + [inputs[-1].count(b"\n")]
 
 
 def _events(data: bytes) -> list[list[bytes]]:
@@ -283,9 +327,12 @@ def test_cli_jobs_convert_everything_before_a_damaged_compressed_stream(tmp_path
     packed = gzip.compress(DEV_LOG.read_bytes())
     log = tmp_path / "audit.log.1.gz"
     log.write_bytes(packed[: len(packed) * 2 // 3])
-    outputs = []
+    outputs, errors = [], []
     for jobs in ("1", "2"):
         done = _cli("-j", jobs, "--format", "xml", str(log), cwd=tmp_path)
         assert done.returncode == 1 and b"read error" in done.stderr
         outputs.append(done.stdout)
+        errors.append(re.findall(rb"read error after line \d+", done.stderr))
     assert outputs[1] == outputs[0] and outputs[0].count(b"\n") > 10
+    # The same count of whole lines before the error (the workers number their chunks from 1).
+    assert errors[1] == errors[0] and len(errors[0]) == 1

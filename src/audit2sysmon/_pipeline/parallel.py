@@ -30,7 +30,7 @@ import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
-from itertools import accumulate
+from itertools import accumulate, repeat
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:  # imported where a pool starts: a run without --jobs does not pay for them
@@ -63,11 +63,17 @@ ErrorTuple = tuple[str, "str | None", "int | None", "int | None", "str | None", 
 
 @dataclass(slots=True)
 class Chunk:
-    """Consecutive lines of one input: a block of bytes (whole lines) or a list of lines."""
+    """Consecutive lines of one input: a block of bytes (whole lines) or a list of lines.
+
+    A chunk does not know the number of its first line: a worker numbers its lines from 1
+    and `ParallelReader`, which takes the chunks in order, adds the lines of the input's
+    chunks before it. Counting the newlines of each block where it is cut would cost the
+    main process, the sequential part of `--jobs`, a fourteenth of its work.
+    """
 
     path: str
-    first_line: int
     lines: bytes | list[str | bytes]
+    opens_input: bool  # the input's first chunk
     last: bool = False  # the last chunk of the whole conversion: its reader is flushed
 
 
@@ -97,7 +103,7 @@ def read_chunk(settings: dict[str, Any], passwd: dict[int, str], chunk: Chunk) -
     options = Options(**settings)
     errors: list[Audit2SysmonError] = []
     reader = FactReader(options, UserDb(passwd, options.local_users), on_error=errors.append)
-    facts, summary = _read(reader, chunk)
+    facts, summary = _read(reader, chunk, 1)
     rest = ([_error_tuple(e) for e in errors], reader.stats, summary)
     return marshal.dumps([to_plain(one) for one in facts]), pickle.dumps(rest, pickle.HIGHEST_PROTOCOL)
 
@@ -124,10 +130,10 @@ def _unpack(packed: Packed) -> ChunkResult:
     return ChunkResult(facts, errors, counts, summary)
 
 
-def _read(reader: FactReader, chunk: Chunk) -> tuple[list[EventFacts], ChunkSummary]:
-    """The facts of a chunk's events and the summary its seam is judged by; the last chunk
-    of the conversion also gives the events still open."""
-    reader.start_file(chunk.path, chunk.first_line)
+def _read(reader: FactReader, chunk: Chunk, first_line: int) -> tuple[list[EventFacts], ChunkSummary]:
+    """The facts of a chunk's events, its lines numbered from `first_line`, and the summary
+    its seam is judged by; the last chunk of the conversion also gives the events still open."""
+    reader.start_file(chunk.path, first_line)
     facts: list[EventFacts] = []
     feed = reader.feed
     for line in _lines(chunk.lines):
@@ -149,8 +155,11 @@ def _error_tuple(error: Audit2SysmonError) -> ErrorTuple:
     return (error.reason, error.path, error.line, error.column, error.text, error.source_line)
 
 
-def _error(fields: ErrorTuple) -> ParseError:
+def _error(fields: ErrorTuple, lines_before: int) -> ParseError:
+    """The error a worker sent, at its line of the input (the worker counted from the chunk)."""
     reason, path, line, column, text, source_line = fields
+    if line is not None:
+        line += lines_before
     error = ParseError(reason, path=path, line=line, column=column, text=text)
     error.source_line = source_line
     return error
@@ -163,7 +172,7 @@ def stream_chunks(stream: BinaryIO | io.IOBase, path: str, size: int = CHUNK_BYT
     an error in it (a damaged compressed file) comes after every whole line before it.
     """
     read = getattr(stream, "read1", stream.read)
-    first_line, data, parts, have = 1, b"", [], 0
+    opens_input, data, parts, have = True, b"", [], 0
     try:
         while True:
             block = read(min(size, _READ_SIZE))
@@ -176,18 +185,18 @@ def stream_chunks(stream: BinaryIO | io.IOBase, path: str, size: int = CHUNK_BYT
             data = b"".join(parts)
             cut = _cut(data)
             if cut:
-                yield Chunk(path, first_line, data[:cut])
-                first_line += data.count(b"\n", 0, cut)
+                yield Chunk(path, data[:cut], opens_input)
+                opens_input = False
                 data = data[cut:]
             parts, have = [data], len(data)
     except Exception:
         data = b"".join(parts)
         if b"\n" in data:  # the whole lines read before the error, as a line reader gives them
-            yield Chunk(path, first_line, data[: data.rfind(b"\n") + 1])
+            yield Chunk(path, data[: data.rfind(b"\n") + 1], opens_input)
         raise
     data = b"".join(parts)
     if data:
-        yield Chunk(path, first_line, data)
+        yield Chunk(path, data, opens_input)
 
 
 def _cut(data: bytes) -> int:
@@ -213,16 +222,16 @@ def line_chunks(lines: Iterable[str | bytes], path: str, count: int = CHUNK_LINE
     """Chunks of at least `count` lines, cut where an event just closed (at most 4 × `count`
     lines when no such place comes)."""
     batch: list[str | bytes] = []
-    first_line = 1
+    opens_input = True
     for line in lines:
         batch.append(line)
         size = len(batch)
         if size > count and (size > 4 * count or _closes_all(batch, size - 2)):
-            yield Chunk(path, first_line, batch[:-1])
-            first_line += size - 1
+            yield Chunk(path, batch[:-1], opens_input)
+            opens_input = False
             batch = [line]
     if batch:
-        yield Chunk(path, first_line, batch)
+        yield Chunk(path, batch, opens_input)
 
 
 def _closes_all(lines: Sequence[str | bytes], index: int) -> bool:
@@ -293,6 +302,7 @@ class ParallelReader:
         self._local: FactReader | None = None  # set while this process reads (not quiet yet)
         self._tail: Chunk | None = None
         self._last_chunk: Chunk | None = None
+        self._lines_before = 0  # lines of its input before the next chunk, in the order they are read
         self._path = "<input>"
         self._held_facts: list[EventFacts] = []
 
@@ -353,13 +363,20 @@ class ParallelReader:
 
     @property
     def input_lines(self) -> int:
-        """Lines of the current input handed out so far (for "read error after line N")."""
+        """Lines of the current input read so far, once `read` has returned or raised (for
+        "read error after line N"): the chunks read, and the last one, held back."""
         chunk = self._last_chunk
         if chunk is None:
             return self._local.lineno if self._local is not None else 0
+        if chunk is not self._tail:
+            return self._lines_before
         lines = chunk.lines
         count = len(lines) if isinstance(lines, list) else lines.count(b"\n") + (not lines.endswith(b"\n"))
-        return chunk.first_line - 1 + count
+        return self._first_line(chunk) - 1 + count
+
+    def _first_line(self, chunk: Chunk) -> int:
+        """The number of a chunk's first line in its input, when the chunks before it are read."""
+        return 1 if chunk.opens_input else self._lines_before + 1
 
     def _take_held(self) -> list[EventFacts]:
         held, self._held_facts = self._held_facts, []
@@ -401,7 +418,7 @@ class ParallelReader:
                         and (result.summary.quiet or chunk.last)
                         and self._state.check(result.summary) is None
                     ):
-                        yield self._accept(result)
+                        yield self._accept(chunk, result)
                         continue
                 if future is not None:
                     future.cancel()
@@ -455,27 +472,31 @@ class ParallelReader:
                 future = None
             pending.append((chunk, future))
 
-    def _accept(self, result: ChunkResult) -> Iterator[EventFacts]:
+    def _accept(self, chunk: Chunk, result: ChunkResult) -> Iterator[EventFacts]:
         """Use a worker's reading of a chunk whose start was proved exact and whose end is quiet.
 
-        The facts are rebuilt one at a time, as they are applied: built all at once, the
-        chunk's tens of thousands of objects would live long enough for the garbage
+        The worker numbered the chunk's lines from 1; its errors and facts move to their lines
+        in the input. The facts are rebuilt one at a time, as they are applied: built all at
+        once, the chunk's tens of thousands of objects would live long enough for the garbage
         collector to walk them again and again (6 % of this process's time).
         """
         self.fresh_chunks += 1
         self._done.add(result.counts)
+        before = self._first_line(chunk) - 1
+        self._lines_before = before + result.counts.lines
         if self._on_error is not None:
             for fields in result.errors:
-                self._on_error(_error(fields))
+                self._on_error(_error(fields, before))
         self._state.advance(result.summary)
-        return map(from_plain, result.facts)
+        return map(from_plain, result.facts, repeat(before))
 
     def _read_here(self, chunk: Chunk) -> list[EventFacts]:
         """Read a chunk in this process, continuing the true reader state."""
         self.local_chunks += 1
         reader = self._local if self._local is not None else self._seeded()
         self._local = reader
-        facts, summary = _read(reader, chunk)
+        facts, summary = _read(reader, chunk, self._first_line(chunk))
+        self._lines_before = reader.lineno
         if summary.quiet and not chunk.last:
             self._state.advance(summary)
             self._done.add(reader.stats)

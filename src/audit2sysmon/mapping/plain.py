@@ -52,17 +52,18 @@ def to_plain(facts: EventFacts) -> Plain:
     )  # fmt: skip
 
 
-def from_plain(plain: Plain) -> EventFacts:
-    """The `EventFacts` that `to_plain` made `plain` from."""
+def from_plain(plain: Plain, lines_before: int = 0) -> EventFacts:
+    """The `EventFacts` that `to_plain` made `plain` from, its records' line numbers moved on
+    by `lines_before` (a `--jobs` worker numbers the lines of its chunk from 1)."""
     (node, msec, serial, where, late, title, title_argv0, extras, syscall, execs, cut, orphan,
      execve_damage, execve_where, has_execve, failure) = plain  # fmt: skip
     return _built(EventFacts, (
-        node, msec, serial, _location(where), late, title, title_argv0,
+        node, msec, serial, _location(where, lines_before), late, title, title_argv0,
         tuple([_extra(x) for x in extras]) if extras else (),
         None if syscall is None else _call(syscall),
-        tuple([_location(x) for x in execs]) if execs else (),
-        tuple([_location(x) for x in cut]) if cut else (),
-        orphan, execve_damage, _location(execve_where), has_execve, failure,
+        tuple([_location(x, lines_before) for x in execs]) if execs else (),
+        tuple([_location(x, lines_before) for x in cut]) if cut else (),
+        orphan, execve_damage, _location(execve_where, lines_before), has_execve, failure,
     ))  # fmt: skip
 
 
@@ -108,8 +109,8 @@ def _place(where: SourceLocation | None) -> tuple[str, int] | None:
     return None if where is None else (where.path, where.line)
 
 
-def _location(plain: tuple[str, int] | None) -> SourceLocation | None:
-    return None if plain is None else SourceLocation(plain[0], plain[1])
+def _location(plain: tuple[str, int] | None, lines_before: int) -> SourceLocation | None:
+    return None if plain is None else SourceLocation(plain[0], plain[1] + lines_before)
 
 
 def _built(cls: type[_T], values: Iterable[Any]) -> _T:
