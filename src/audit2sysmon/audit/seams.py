@@ -11,7 +11,6 @@ seeded with it (`Correlator(seed=state)`).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from .serials import signed_delta
@@ -86,22 +85,17 @@ class SeamState:
     def advance(self, summary: ChunkSummary) -> None:
         """Move past an accepted chunk (fresh and checked, or seeded): chain its memory.
 
-        The chunk's keys were closed after all of ours, so they go to the end in their order
-        and the oldest fall out, as `Correlator._finish` does one key at a time.
+        The chunk's keys (each once, a correlator's memory) were closed after all of ours, so
+        they go to the end in their order and the oldest fall out, as `Correlator._finish`
+        does one key at a time: with a full chunk's memory (a 1 MiB chunk closes more than the
+        default 1,024 keys), none of ours is left.
         """
-        closed = summary.closed
-        if len(closed) >= self.max_open:
-            # The chunk's memory is full: its keys are the newest `max_open` closed, so ours all
-            # fall out (a 1 MB chunk closes more than the default 1024).
-            self.closed = list(closed)
-        else:
-            memory: OrderedDict[Key, None] = OrderedDict.fromkeys(self.closed)
-            for key in closed:
-                memory.pop(key, None)
-                memory[key] = None
-            while len(memory) > self.max_open:
-                memory.popitem(last=False)
-            self.closed = list(memory)
+        memory = summary.closed
+        room = self.max_open - len(memory)  # for the newest of ours that the chunk did not close
+        if room > 0:
+            newer = set(memory)
+            memory = [key for key in self.closed if key not in newer][-room:] + memory
+        self.closed = list(memory)
         if summary.serials_reset:
             self.serials = {}
         for node, (_, last_serial, last_rank) in summary.serials.items():
