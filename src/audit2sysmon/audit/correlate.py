@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from .records import AuditEvent, Record
 from .seams import DEFAULT_MAX_OPEN, ChunkSummary, Key, SeamState
 from .serials import SerialUnwrapper
-from .types import EOE, PROCTITLE, SYSCALL, stands_alone
+from .types import EOE, PROCTITLE, STANDS_ALONE, SYSCALL
 
 __all__ = [
     "DEFAULT_MAX_AGE_MS",
@@ -189,7 +189,7 @@ class Correlator:
                 self._close(pending, done)
             elif not self._was_closed(key):
                 stats.spurious_eoe += 1
-        elif stands_alone(type_num):
+        elif type_num in STANDS_ALONE:
             late = self._was_closed(key)
             pending = _Open(key, record, self._next_seq(), late, self._rank(record))
             stats.late_records += pending.late
@@ -342,6 +342,11 @@ class Correlator:
         if not done:
             return []
         ready = self._ready
+        if not ready and not self._open and len(done) == 1:
+            # The common close: one event, nothing held, nothing open (every entry of the
+            # order heap is stale then). The loop below would release it alone too.
+            self._open_order.clear()
+            return [done[0].freeze()]
         for pending in done:
             heapq.heappush(ready, (_order(pending), pending))
         out: list[AuditEvent] = []

@@ -183,8 +183,10 @@ class Record:
 
     def text(self, key: str) -> str | None:
         """Decoded text of the first body field `key`, or None when absent or NULL."""
-        f = self.get(key)
-        if f is None:
+        for f in self.fields:  # `get`, written out: the map stage asks a dozen times per event
+            if f.key == key:
+                break
+        else:
             return None
         kind = f.kind
         if kind is _BARE:  # a bare value's bytes are its text's: no decoding (most fields)
@@ -233,4 +235,6 @@ class AuditEvent:
 
     def all(self, type_num: int) -> tuple[Record, ...]:
         """Every record of type `type_num` in arrival order (e.g. all EXECVE parts)."""
-        return tuple(record for record in self.records if record.type_num == type_num)
+        # A list comprehension, not a generator: asked several times per event, and a
+        # generator's frame cost more than the records it looks at (pure-Python build).
+        return tuple([record for record in self.records if record.type_num == type_num])

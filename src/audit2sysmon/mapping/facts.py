@@ -212,7 +212,7 @@ def extract(event: AuditEvent, users: UserDb, *, exec_files: bool = False) -> Ev
     for rec in syscalls:  # one, unless lines were duplicated
         if (call.success and _is_exec(call.name)) if rec is first and call is not None else _successful_exec(rec):
             execs += (rec.source,)
-        if rec.get("key") is None:
+        if _cut(rec):
             cut += (rec.source,)
     execve = event.all(EXECVE) if execs else ()
     stamp = event.stamp
@@ -236,6 +236,13 @@ def extract(event: AuditEvent, users: UserDb, *, exec_files: bool = False) -> Ev
         bool(execve),
         failure,
     ))  # fmt: skip
+
+
+def _cut(rec: Record) -> bool:
+    """A SYSCALL record that ends before `key=`, the last field the kernel writes. Looked for
+    at the end first: a whole record's scan for the last key, on every event, cost more."""
+    fields = rec.fields
+    return not (fields and fields[-1].key == "key") and rec.get("key") is None
 
 
 def _is_exec(name: str | None) -> bool:
@@ -325,7 +332,10 @@ _SOCKET_USES = frozenset((CallKind.BIND, CallKind.CONNECT, CallKind.ACCEPT, Call
 def _names_a_directory(event: AuditEvent) -> bool:
     """Whether a PATH record is a directory with an inode: all that the map stage learns from
     a failed call (a failed exec's PATH search, the most common failed call, names none)."""
-    return any(rec.get("inode") is not None and file_type(rec.text("mode")) == "dir" for rec in event.all(PATH))
+    for rec in event.records:
+        if rec.type_num == PATH and rec.get("inode") is not None and file_type(rec.text("mode")) == "dir":
+            return True
+    return False
 
 
 def _files(event: AuditEvent) -> tuple[tuple[str, str], ...]:

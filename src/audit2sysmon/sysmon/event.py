@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
+from operator import itemgetter
 
 from .render import jsonl as _jsonl
 from .render import syslog as _syslog
@@ -17,6 +18,7 @@ from .schema import NO_VALUE, POSITIONS, SCHEMAS, EventSchema
 __all__ = ["SysmonEvent", "format_utc_time", "make_event", "written_values"]
 
 _NO_OFFSET = timedelta(0)
+_NAME = itemgetter(0)  # of a (name, value) field
 _MISSING = object()  # a name the values do not hold (None is a value: missing, written `-`)
 
 
@@ -42,10 +44,9 @@ class SysmonEvent:
         schema = SCHEMAS.get(self.event_id)
         if schema is None:
             raise ValueError(f"no Sysmon schema for EventID {self.event_id}")
-        names, fields = schema.fields, self.fields
-        # Compared name by name rather than through a tuple of the names: every event is
-        # checked, and building that tuple was a third of the cost.
-        if len(fields) != len(names) or any(pair[0] != name for pair, name in zip(fields, names)):
+        # Every event is checked: the names are gathered by `map` (no Python frame per
+        # field, which a generator over them cost) and compared as one tuple.
+        if tuple(map(_NAME, self.fields)) != schema.fields:
             raise ValueError(f"EventID {self.event_id} fields are not {schema.fields}")
         if self.time_created.utcoffset() != _NO_OFFSET:
             raise ValueError(f"time_created must be aware UTC, got {self.time_created!r}")
@@ -103,7 +104,8 @@ def make_event(
             value = None
         else:
             found += 1
-        pairs.append((name, _text(name, value)))
+        # Most values are already their text: written as they are, without `_text`'s call.
+        pairs.append((name, value if type(value) is str and value else _text(name, value)))
     if found != len(given):
         known = POSITIONS[event_id].keys()
         raise ValueError(f"EventID {event_id} has no field(s) {sorted(given.keys() - known)}")
