@@ -298,14 +298,14 @@ def _near_heads(draw) -> str:
 @settings(max_examples=2000)
 @given(st.one_of(raw_lines(), _near_heads()))
 def test_fast_head_equals_the_header_pattern(line: str) -> None:
-    """`_fast_head`, with `find` and its tables instead of a pattern, reads exactly what the
+    """`_fast_head`, with `partition` and its tables instead of a pattern, reads exactly what the
     header pattern (which `record_head` applies to bytes) matches, and nothing else; a second
     reading, from the tables, is the same."""
     match = re.compile(parse._FAST_HEAD_BYTES.pattern.decode()).match(line)
     caches = parse._Caches()
     for _ in range(2):
         try:
-            head, stamp, end = parse._fast_head(line, caches)
+            head, stamp, body = parse._fast_head(line, caches)
         except ParseError:  # digits past what a stamp can hold: a header still, refused
             assert match is not None
             return
@@ -313,7 +313,7 @@ def test_fast_head_equals_the_header_pattern(line: str) -> None:
         if match is not None:
             sec, _, rest = match[3].partition(".")
             assert head == (match[1], *caches.type_of(match[2]))
-            assert stamp == Stamp(int(sec + rest[:3]), int(rest[4:])) and end == match.end()
+            assert stamp == Stamp(int(sec + rest[:3]), int(rest[4:])) and body == line[match.end():]
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])

@@ -402,7 +402,7 @@ def _user_name(rec: Record, uid: int | None, users: UserDb) -> str:
 
 def _named(own: str | None, uid: int | None, users: UserDb) -> str:
     """A name the record carries, unless it is only a number; else the user database's."""
-    if own and not own.startswith("unknown(") and not own.isdecimal():
+    if own and own[:8] != "unknown(" and not own.isdecimal():  # a slice: `startswith` parses its arguments
         return own
     return users.name(uid) if uid is not None else "-"
 
