@@ -536,6 +536,19 @@ def test_an_event_that_finished_since_the_check_makes_the_next_record_check_agai
     ]  # fmt: skip
 
 
+def test_events_one_after_the_other_leave_nothing_in_the_order_heap():
+    """The common log: each event closes before the next opens. Each is released at once,
+    in order, and the heap that orders open events does not keep the closed ones."""
+    correlator = Correlator()
+    out: list[AuditEvent] = []
+    for serial in range(1, 3001):
+        for record in exec_event(serial, serial):
+            out += correlator.feed(record)
+        assert len(correlator._open_order) == 0 and not correlator._ready
+    assert [e.stamp.serial for e in out] == list(range(1, 3001))
+    assert all(len(e.records) == 5 for e in out)
+
+
 def test_waiting_closed_events_are_bounded_by_the_window():
     """An old event that never closes cannot make newer closed events pile up forever."""
     correlator = Correlator(max_open=4, max_age_ms=10**9)

@@ -299,6 +299,8 @@ def test_event_refuses_fields_out_of_schema_order():
     good = make_event(5, {}, computer="vm", record_id=0, time_created=WHEN)
     with pytest.raises(ValueError, match="fields"):
         SysmonEvent(5, tuple(reversed(good.fields)), "vm", 0, WHEN)
+    with pytest.raises(ValueError, match="fields"):  # in order, but one short
+        SysmonEvent(5, good.fields[:-1], "vm", 0, WHEN)
     with pytest.raises(ValueError, match="UTC"):
         SysmonEvent(5, good.fields, "vm", 0, WHEN.astimezone(ZoneInfo("Europe/Berlin")))
 
