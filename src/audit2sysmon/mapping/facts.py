@@ -326,7 +326,9 @@ def _syscall(
     return tuple.__new__(Syscall, (actor, name, success, call.exit_code(), detail, files))
 
 
-_SOCKET_USES = frozenset((CallKind.BIND, CallKind.CONNECT, CallKind.ACCEPT, CallKind.SEND, CallKind.RECEIVE))
+# A tuple, not a set: `in` finds an enum member by identity, where a set hashes it through
+# Enum's `__hash__`, Python code called for nearly every event in the pure-Python build.
+_SOCKET_USES = (CallKind.BIND, CallKind.CONNECT, CallKind.ACCEPT, CallKind.SEND, CallKind.RECEIVE)
 
 
 def _names_a_directory(event: AuditEvent) -> bool:
