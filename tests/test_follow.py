@@ -354,11 +354,17 @@ def test_a_command_following_a_set_reports_the_events_of_a_removed_file_lost(tmp
     first, removed, last = body[: cuts[0]], body[cuts[0] : cuts[1]], body[cuts[1] :]
     log, out = tmp_path / "audit.log", tmp_path / "out.log"
     log.write_bytes(b"".join(first))
+    first_events, _ = library_output(first)
+    assert first_events
 
     def rotate_twice_and_remove() -> None:
-        # The follower wrote what it read and looks again only after its poll interval (1 s):
-        # everything below happens before it looks, as when it is starved of CPU.
-        wait_for(lambda: out.exists() and out.stat().st_size > 0, "the first events")
+        # Once it has written all that the first file makes final, the follower has caught up;
+        # right after that write it looks at the name once, then waits its poll interval (1 s):
+        # everything below happens in that wait, before it looks again, as when it is starved
+        # of CPU. (Its first events alone would not do: on a busy machine it may still be
+        # reading the first file, and see the second one.)
+        wait_for(lambda: out.exists() and events_of(out.read_bytes()) == first_events, "the first file's events")
+        time.sleep(0.2)  # its one look after the write
         rotate(log)
         log.write_bytes(b"".join(removed))
         rotate(log)
