@@ -338,10 +338,10 @@ def _fast_body(body: str, type_name: str, decoded: _Decoded, enriched: bool = Fa
     fields of its two parts, one after the other (tests/test_parse.py checks the fast path
     against the grammar).
     """
-    at = body.find(" auid=") if " auid=" in body else -1  # `in` parses no arguments (see _fast_head)
-    if at > 0:
-        head = _fast_pairs(body[:at], type_name, decoded, enriched)
-        rest = _fast_body(body[at:], type_name, decoded, enriched)
+    before, auid, after = body.partition(" auid=")  # one search, no argument parsing (see _fast_head)
+    if before and auid:
+        head = _fast_pairs(before, type_name, decoded, enriched)
+        rest = _fast_body(auid + after, type_name, decoded, enriched)
         return None if head is None or rest is None else head + rest
     bodies = decoded.bodies
     fields = bodies.get(body)
